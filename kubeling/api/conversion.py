@@ -45,3 +45,6 @@ def to_storage(kind: Kind, obj: Obj, version: str) -> Obj:
 
 def from_storage(kind: Kind, obj: Obj, version: str) -> Obj:
     return convert(kind, obj, kind.stored_version, version)
+
+
+from kubeling.api import hpa_conversion  # noqa: E402,F401  (registers its converters)

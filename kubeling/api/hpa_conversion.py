@@ -1,0 +1,1 @@
+"""HorizontalPodAutoscaler conversion between autoscaling/v1 and the stored v2."""
