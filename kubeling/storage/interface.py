@@ -165,7 +165,8 @@ class Store(Protocol):
         ...
 
     async def current_revision(self) -> int:
-        """The revision of the last acknowledged write (0 for an empty store)."""
+        """The revision of the last acknowledged write. An empty store is at revision 1, as
+        etcd is, so that revision 0 never names a real state and always means "current"."""
         ...
 
     async def compacted_revision(self) -> int:

@@ -136,7 +136,8 @@ class _Writer:
             conn.executescript(_SCHEMA)
             seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'log'").fetchone()
             top = conn.execute("SELECT MAX(rev) FROM log").fetchone()[0]
-            self.revision = max(seq[0] if seq else 0, top or 0)
+            # As in etcd, an empty store is at revision 1: 0 always means "current".
+            self.revision = max(seq[0] if seq else 0, top or 0, 1)
             self.compacted = read_meta(conn, "compacted")
         except BaseException:
             conn.close()
