@@ -134,13 +134,13 @@ class _Walker:
         self.path_names: list[str] = []
 
     def type_error(self, value: Any, node: Node, owner: Struct | None, name: str,
-                   detail: str = "") -> None:
+                   detail: str = "", go_type: str = "") -> None:
         if self.result.type_error is not None:
             return
         shown = _json_kind(value)
         if shown == "number" and detail:
             shown = f"number {detail}"
-        go_type = _go_type(node, owner.name if owner else "", name)
+        go_type = go_type or _go_type(node, owner.name if owner else "", name)
         if owner is None:
             self.result.type_error = (
                 f"json: cannot unmarshal {shown} into Go value of type {go_type}")
@@ -151,20 +151,24 @@ class _Walker:
             f"json: cannot unmarshal {shown} into Go struct field {struct}.{path} of type {go_type}"
         )
 
+    def integer(self, value: Any, node: Node, owner: Struct | None, name: str,
+                go_type: str) -> None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            detail = _number_text(value) if isinstance(value, float) else ""
+            self.type_error(value, node, owner, name, detail, go_type)
+            return
+        limit = _INT64_LIMIT if go_type == "int64" else _INT32_LIMIT
+        if not -limit <= value < limit:
+            self.type_error(value, node, owner, name, str(value), go_type)
+
     def scalar(self, node: Scalar, value: Any, owner: Struct | None, name: str) -> None:
         t = node.type
         if t == STRING:
             if not isinstance(value, str):
                 self.type_error(value, node, owner, name)
         elif t == INTEGER:
-            if isinstance(value, bool) or not isinstance(value, int):
-                detail = _number_text(value) if isinstance(value, float) else ""
-                self.type_error(value, node, owner, name, detail)
-            else:
-                limit = _INT64_LIMIT if _go_type(node, owner.name if owner else "", name) \
-                    == "int64" else _INT32_LIMIT
-                if not -limit <= value < limit:
-                    self.type_error(value, node, owner, name, str(value))
+            self.integer(value, node, owner, name, go_integer_type(owner.name if owner else "",
+                                                                   name))
         elif t == NUMBER:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 self.type_error(value, node, owner, name)
@@ -172,17 +176,13 @@ class _Walker:
             if not isinstance(value, bool):
                 self.type_error(value, node, owner, name)
         elif t == DATETIME:
-            if not isinstance(value, str) and self.result.type_error is None:
-                self.result.type_error = (
-                    f"json: cannot unmarshal {_json_kind(value)} into Go value of type string")
+            # metav1.Time decodes a JSON string, then parses it.
+            if not isinstance(value, str):
+                self.type_error(value, node, owner, name, go_type="string")
         elif t == INT_OR_STRING:
-            if isinstance(value, bool) or not isinstance(value, int | str):
-                if self.result.type_error is None:
-                    shown = _json_kind(value)
-                    if isinstance(value, float):
-                        shown = f"number {_number_text(value)}"
-                    self.result.type_error = (
-                        f"json: cannot unmarshal {shown} into Go value of type int32")
+            # IntOrString decodes a JSON string as-is and anything else as an int32.
+            if not isinstance(value, str):
+                self.integer(value, node, owner, name, "int32")
         elif t == QUANTITY:
             ok = (isinstance(value, int | float) and not isinstance(value, bool)) or (
                 isinstance(value, str) and _QUANTITY_RE.match(value.strip()) is not None)

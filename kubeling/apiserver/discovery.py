@@ -162,8 +162,9 @@ def api_resource_list(group: str, version: str) -> dict[str, Any] | None:
     if not served:
         return None
     resources: list[dict[str, Any]] = []
-    for kind in sorted(served, key=lambda k: k.resource):
+    for kind in served:
         resources.extend(_legacy_resources(kind, version))
+    resources.sort(key=lambda r: r["name"])
     doc: dict[str, Any] = {"kind": "APIResourceList"}
     if group:
         doc["apiVersion"] = "v1"
