@@ -1,0 +1,1034 @@
+"""Validation of the core/v1 kinds: pods and their specs first, then the rest.
+
+The pod spec rules are shared: every workload (ReplicaSet, Deployment, Job,
+...) validates its template through :func:`validate_pod_template_spec`.
+Messages and field paths follow kube-apiserver, so ``kubectl apply`` of a
+bad manifest fails with the same lines a user would see on a real cluster.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from kubeling.api import field, names
+from kubeling.api.errors import Cause
+from kubeling.api.validation import meta as metav
+from kubeling.api.validation import on_create, on_update
+
+Obj = dict[str, Any]
+MAX_INT32 = 2**31 - 1
+
+_QUANTITY_RE = re.compile(r"([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)\Z")
+_QUANTITY_MSG = (
+    "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+)
+_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_DECIMAL = {"n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
+            "k": Decimal("1e3"), "M": Decimal("1e6"), "G": Decimal("1e9"), "T": Decimal("1e12"),
+            "P": Decimal("1e15"), "E": Decimal("1e18")}
+
+
+def parse_quantity(value: Any) -> Decimal | None:
+    """The numeric value of a resource quantity, or None when it is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return Decimal(str(value))
+    if not isinstance(value, str):
+        return None
+    m = _QUANTITY_RE.match(value)
+    if not m:
+        return None
+    number, suffix = m.groups()
+    try:
+        base = Decimal(number)
+    except InvalidOperation:
+        return None
+    if suffix in _BINARY:
+        return base * _BINARY[suffix]
+    if suffix in _DECIMAL:
+        return base * _DECIMAL[suffix]
+    if suffix[:1] in ("e", "E"):
+        try:
+            return base * (Decimal(10) ** int(suffix[1:]))
+        except ValueError:
+            return None
+    return None
+
+
+def not_found(path: str, value: Any) -> Cause:
+    return {"reason": "FieldValueNotFound", "message": f"Not found: {field.show(value)}",
+            "field": path}
+
+
+def _invalids(path: str, value: Any, msgs: list[str]) -> list[Cause]:
+    return [field.invalid(path, value, msg) for msg in msgs]
+
+
+def nonnegative(value: Any, path: str) -> list[Cause]:
+    if isinstance(value, int) and value < 0:
+        return [field.invalid(path, value, "must be greater than or equal to 0")]
+    return []
+
+
+def dns1123_label(value: str, path: str) -> list[Cause]:
+    return _invalids(path, value, names.is_dns1123_label(value))
+
+
+def dns1123_subdomain(value: str, path: str) -> list[Cause]:
+    return _invalids(path, value, names.is_dns1123_subdomain(value))
+
+
+def port_num_or_name(port: Any, path: str) -> list[Cause]:
+    if isinstance(port, int) and not isinstance(port, bool):
+        return _invalids(path, port, names.is_valid_port_num(port))
+    if isinstance(port, str):
+        return _invalids(path, port, names.is_valid_port_name(port))
+    return [field.invalid(path, port, "must be an integer or a string")]
+
+
+# -- resources -------------------------------------------------------------------------------
+
+_STANDARD_CONTAINER_RESOURCES = ("cpu", "memory", "ephemeral-storage")
+_STANDARD_RESOURCES = (
+    "cpu", "memory", "ephemeral-storage", "requests.cpu", "requests.memory",
+    "requests.ephemeral-storage", "limits.cpu", "limits.memory", "limits.ephemeral-storage",
+    "pods", "services", "replicationcontrollers", "resourcequotas", "secrets", "configmaps",
+    "persistentvolumeclaims", "storage", "requests.storage", "services.nodeports",
+    "services.loadbalancers",
+)
+_INTEGER_RESOURCES = (
+    "pods", "services", "replicationcontrollers", "resourcequotas", "secrets", "configmaps",
+    "persistentvolumeclaims", "services.nodeports", "services.loadbalancers",
+)
+
+
+def _is_native(name: str) -> bool:
+    return "/" not in name or "kubernetes.io/" in name
+
+
+def _is_hugepages(name: str) -> bool:
+    return name.startswith("hugepages-")
+
+
+def _overcommit_allowed(name: str) -> bool:
+    return _is_native(name) and not _is_hugepages(name)
+
+
+def _resource_name(name: str, path: str) -> list[Cause]:
+    causes = metav.validate_label_name(name, path)
+    if "/" not in name and name not in _STANDARD_RESOURCES and not _is_hugepages(name):
+        causes.append(field.invalid(path, name, "must be a standard resource type or fully "
+                                                "qualified"))
+    return causes
+
+
+def _container_resource_name(name: str, path: str) -> list[Cause]:
+    causes = metav.validate_label_name(name, path)
+    if "/" not in name:
+        if name not in _STANDARD_CONTAINER_RESOURCES and not _is_hugepages(name):
+            causes.append(field.invalid(path, name, "must be a standard resource for containers"))
+    elif not _is_native(name) and "requests." in name:
+        causes.append(field.invalid(path, name,
+                                    "doesn't follow extended resource name standard"))
+    return causes
+
+
+def quantity_value(name: str, value: Any, path: str) -> list[Cause]:
+    """A quantity must parse, be non-negative, and be whole for countable resources."""
+    number = parse_quantity(value)
+    if number is None:
+        return [field.invalid(path, value, _QUANTITY_MSG)]
+    if number < 0:
+        return [field.invalid(path, value, "must be greater than or equal to 0")]
+    integer = name in _INTEGER_RESOURCES or name.startswith("count/") or not _is_native(name)
+    if integer and number != number.to_integral_value():
+        return [field.invalid(path, value, "must be an integer")]
+    return []
+
+
+def validate_resource_requirements(res: Any, path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    if not isinstance(res, dict):
+        return causes
+    limits = res.get("limits") or {}
+    requests = res.get("requests") or {}
+    for name, value in limits.items():
+        at = f"{path}.limits[{name}]"
+        causes.extend(_container_resource_name(name, at))
+        causes.extend(quantity_value(name, value, at))
+    for name, value in requests.items():
+        at = f"{path}.requests[{name}]"
+        causes.extend(_container_resource_name(name, at))
+        causes.extend(quantity_value(name, value, at))
+        req = parse_quantity(value)
+        if name in limits:
+            lim = parse_quantity(limits[name])
+            if req is None or lim is None:
+                continue
+            if req != lim and not _overcommit_allowed(name):
+                causes.append(field.invalid(f"{path}.requests", value,
+                                            f"must be equal to {name} limit of {limits[name]}"))
+            elif req > lim:
+                causes.append(field.invalid(
+                    f"{path}.requests", value,
+                    f"must be less than or equal to {name} limit of {limits[name]}"))
+        elif not _overcommit_allowed(name):
+            causes.append(field.required(f"{path}.limits",
+                                         "Limit must be set for non overcommitable resources"))
+    return causes
+
+
+def validate_resource_list(res: Any, path: str) -> list[Cause]:
+    """A ResourceList outside a container (quotas, PVs, PVCs, node capacity)."""
+    causes: list[Cause] = []
+    for name, value in (res or {}).items():
+        at = f"{path}[{name}]"
+        causes.extend(_resource_name(name, at))
+        causes.extend(quantity_value(name, value, at))
+    return causes
+
+
+# -- volumes ---------------------------------------------------------------------------------
+
+_FILE_MODE_MSG = "must be a number between 0 and 0777 (octal), both inclusive"
+_VOLUME_SOURCES = (
+    "hostPath", "emptyDir", "gcePersistentDisk", "awsElasticBlockStore", "gitRepo", "secret",
+    "nfs", "iscsi", "glusterfs", "persistentVolumeClaim", "rbd", "flexVolume", "cinder",
+    "cephfs", "flocker", "downwardAPI", "fc", "azureFile", "configMap", "vsphereVolume",
+    "quobyte", "azureDisk", "photonPersistentDisk", "projected", "portworxVolume", "scaleIO",
+    "storageos", "csi", "ephemeral", "image",
+)
+_HOST_PATH_TYPES = ("", "BlockDevice", "CharDevice", "Directory", "DirectoryOrCreate", "File",
+                    "FileOrCreate", "Socket")
+
+
+def _file_mode(mode: Any, path: str) -> list[Cause]:
+    if mode is not None and (not isinstance(mode, int) or mode < 0 or mode > 0o777):
+        return [field.invalid(path, mode, _FILE_MODE_MSG)]
+    return []
+
+
+def _no_backsteps(target: str, path: str) -> list[Cause]:
+    if ".." in target.split("/"):
+        return [field.invalid(path, target, "must not contain '..'")]
+    return []
+
+
+def local_descending_path(target: str, path: str) -> list[Cause]:
+    causes = []
+    if target.startswith("/"):
+        causes.append(field.invalid(path, target, "must be a relative path"))
+    causes.extend(_no_backsteps(target, path))
+    return causes
+
+
+def _local_non_reserved_path(target: str, path: str) -> list[Cause]:
+    causes = local_descending_path(target, path)
+    if target.startswith("..") and not target.startswith("../"):
+        causes.append(field.invalid(path, target, "must not start with '..'"))
+    return causes
+
+
+def _key_to_paths(items: Any, path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    for i, item in enumerate(items or []):
+        at = f"{path}[{i}]"
+        if not item.get("key"):
+            causes.append(field.required(f"{at}.key"))
+        target = item.get("path") or ""
+        if not target:
+            causes.append(field.required(f"{at}.path"))
+        causes.extend(_local_non_reserved_path(target, f"{at}.path"))
+        causes.extend(_file_mode(item.get("mode"), f"{at}.mode"))
+    return causes
+
+
+def _volume_source(vol: Obj, path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    present = [key for key in _VOLUME_SOURCES if vol.get(key) is not None]
+    if not present:
+        return [field.required(path, "must specify a volume type")]
+    for key in present[1:]:
+        causes.append(field.forbidden(f"{path}.{key}", "may not specify more than 1 volume type"))
+    key = present[0]
+    src = vol[key]
+    at = f"{path}.{key}"
+    if key == "hostPath":
+        if not src.get("path"):
+            return [*causes, field.required(f"{at}.path")]
+        causes.extend(_no_backsteps(src["path"], f"{at}.path"))
+        if src.get("type") not in (None, *_HOST_PATH_TYPES):
+            causes.append(field.not_supported(f"{at}.type", src["type"], _HOST_PATH_TYPES))
+    elif key == "emptyDir":
+        limit = src.get("sizeLimit")
+        if limit is not None:
+            number = parse_quantity(limit)
+            if number is None or number < 0:
+                causes.append(field.forbidden(f"{at}.sizeLimit",
+                                              "SizeLimit field must be a valid resource quantity"))
+    elif key == "secret":
+        if not src.get("secretName"):
+            causes.append(field.required(f"{at}.secretName"))
+        causes.extend(_file_mode(src.get("defaultMode"), f"{at}.defaultMode"))
+        causes.extend(_key_to_paths(src.get("items"), f"{at}.items"))
+    elif key == "configMap":
+        if not src.get("name"):
+            causes.append(field.required(f"{at}.name"))
+        causes.extend(_file_mode(src.get("defaultMode"), f"{at}.defaultMode"))
+        causes.extend(_key_to_paths(src.get("items"), f"{at}.items"))
+    elif key == "persistentVolumeClaim":
+        if not src.get("claimName"):
+            causes.append(field.required(f"{at}.claimName"))
+    elif key == "nfs":
+        if not src.get("server"):
+            causes.append(field.required(f"{at}.server"))
+        nfs_path = src.get("path") or ""
+        if not nfs_path:
+            causes.append(field.required(f"{at}.path"))
+        elif not nfs_path.startswith("/"):
+            causes.append(field.invalid(f"{at}.path", nfs_path, "must be an absolute path"))
+    elif key == "downwardAPI":
+        causes.extend(_file_mode(src.get("defaultMode"), f"{at}.defaultMode"))
+        for i, item in enumerate(src.get("items") or []):
+            item_at = f"{at}.items[{i}]"
+            target = item.get("path") or ""
+            if not target:
+                causes.append(field.required(f"{item_at}.path"))
+            causes.extend(_local_non_reserved_path(target, f"{item_at}.path"))
+            causes.extend(_file_mode(item.get("mode"), f"{item_at}.mode"))
+    elif key == "projected":
+        causes.extend(_file_mode(src.get("defaultMode"), f"{at}.defaultMode"))
+    elif key == "csi":
+        if not src.get("driver"):
+            causes.append(field.required(f"{at}.driver"))
+    elif key == "ephemeral":
+        if not src.get("volumeClaimTemplate"):
+            causes.append(field.required(f"{at}.volumeClaimTemplate"))
+    elif key == "image" and not src.get("reference"):
+        causes.append(field.required(f"{at}.reference"))
+    return causes
+
+
+def validate_volumes(volumes: Any, path: str) -> tuple[dict[str, Obj], list[Cause]]:
+    """Check the pod's volumes; return the valid ones by name, for mounts to refer to."""
+    causes: list[Cause] = []
+    valid: dict[str, Obj] = {}
+    seen: set[str] = set()
+    for i, vol in enumerate(volumes or []):
+        at = f"{path}[{i}]"
+        errs = _volume_source(vol, at)
+        name = vol.get("name") or ""
+        if not name:
+            errs.append(field.required(f"{at}.name"))
+        else:
+            errs.extend(dns1123_label(name, f"{at}.name"))
+        if name in seen:
+            errs.append(field.duplicate(f"{at}.name", name))
+        if errs:
+            causes.extend(errs)
+        else:
+            seen.add(name)
+            valid[name] = vol
+    return valid, causes
+
+
+# -- containers ------------------------------------------------------------------------------
+
+_PROTOCOLS = ("SCTP", "TCP", "UDP")
+_PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+_ENV_FIELD_PATHS = ("metadata.name", "metadata.namespace", "metadata.uid", "spec.nodeName",
+                    "spec.serviceAccountName", "status.hostIP", "status.hostIPs",
+                    "status.podIP", "status.podIPs")
+_RESOURCE_FIELD_PATHS = ("limits.cpu", "limits.ephemeral-storage", "limits.memory",
+                         "requests.cpu", "requests.ephemeral-storage", "requests.memory")
+_SUBSCRIPT_RE = re.compile(r"(metadata\.(?:labels|annotations))\['(.*)'\]\Z")
+
+
+def _container_ports(ports: Any, path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    seen: set[str] = set()
+    for i, port in enumerate(ports or []):
+        at = f"{path}[{i}]"
+        name = port.get("name") or ""
+        if name:
+            msgs = names.is_valid_port_name(name)
+            if msgs:
+                causes.extend(_invalids(f"{at}.name", name, msgs))
+            elif name in seen:
+                causes.append(field.duplicate(f"{at}.name", name))
+            else:
+                seen.add(name)
+        container_port = port.get("containerPort") or 0
+        if not container_port:
+            causes.append(field.required(f"{at}.containerPort"))
+        else:
+            causes.extend(_invalids(f"{at}.containerPort", container_port,
+                                    names.is_valid_port_num(container_port)))
+        host_port = port.get("hostPort") or 0
+        if host_port:
+            causes.extend(_invalids(f"{at}.hostPort", host_port,
+                                    names.is_valid_port_num(host_port)))
+        protocol = port.get("protocol") or ""
+        if not protocol:
+            causes.append(field.required(f"{at}.protocol"))
+        elif protocol not in _PROTOCOLS:
+            causes.append(field.not_supported(f"{at}.protocol", protocol, _PROTOCOLS))
+    return causes
+
+
+def _field_selector(ref: Obj, path: str, allowed: tuple[str, ...]) -> list[Cause]:
+    api_version = ref.get("apiVersion") or ""
+    field_path = ref.get("fieldPath") or ""
+    if not api_version:
+        return [field.required(f"{path}.apiVersion")]
+    if not field_path:
+        return [field.required(f"{path}.fieldPath")]
+    if api_version != "v1":
+        msg = f"error converting fieldPath: unsupported pod version: {api_version}"
+        return [field.invalid(f"{path}.fieldPath", field_path, msg)]
+    m = _SUBSCRIPT_RE.match(field_path)
+    if m:
+        key = m.group(2).lower() if m.group(1).endswith("annotations") else m.group(2)
+        return metav.validate_label_name(key, path)
+    if field_path not in allowed:
+        return [field.not_supported(f"{path}.fieldPath", field_path, allowed)]
+    return []
+
+
+def _key_selector(ref: Obj, path: str) -> list[Cause]:
+    name = ref.get("name") or ""
+    causes = _invalids(f"{path}.name", name, names.is_dns1123_subdomain(name))
+    key = ref.get("key") or ""
+    if not key:
+        causes.append(field.required(f"{path}.key"))
+    else:
+        causes.extend(_invalids(f"{path}.key", key, names.is_config_map_key(key)))
+    return causes
+
+
+def _env(env: Any, path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    for i, var in enumerate(env or []):
+        at = f"{path}[{i}]"
+        name = var.get("name") or ""
+        if not name:
+            causes.append(field.required(f"{at}.name"))
+        else:
+            causes.extend(_invalids(f"{at}.name", name, names.is_relaxed_env_var_name(name)))
+        source = var.get("valueFrom")
+        if source is None:
+            continue
+        from_at = f"{at}.valueFrom"
+        count = 0
+        if source.get("fieldRef") is not None:
+            count += 1
+            causes.extend(_field_selector(source["fieldRef"], f"{from_at}.fieldRef",
+                                          _ENV_FIELD_PATHS))
+        if source.get("resourceFieldRef") is not None:
+            count += 1
+            resource = source["resourceFieldRef"].get("resource") or ""
+            rf_at = f"{from_at}.resourceFieldRef.resource"
+            if not resource:
+                causes.append(field.required(rf_at))
+            elif resource not in _RESOURCE_FIELD_PATHS and not resource.startswith(
+                    ("limits.hugepages-", "requests.hugepages-")):
+                causes.append(field.not_supported(rf_at, resource, _RESOURCE_FIELD_PATHS))
+        for key in ("configMapKeyRef", "secretKeyRef"):
+            if source.get(key) is not None:
+                count += 1
+                causes.extend(_key_selector(source[key], f"{from_at}.{key}"))
+        if count == 0:
+            causes.append(field.invalid(from_at, "", "must specify one of: `fieldRef`, "
+                                        "`resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`"))
+        elif var.get("value"):
+            causes.append(field.invalid(from_at, "",
+                                        "may not be specified when `value` is not empty"))
+        elif count > 1:
+            causes.append(field.invalid(from_at, "",
+                                        "may not have more than one field specified at a time"))
+    return causes
+
+
+def _env_from(sources: Any, path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    for i, src in enumerate(sources or []):
+        at = f"{path}[{i}]"
+        prefix = src.get("prefix") or ""
+        if prefix:
+            causes.extend(_invalids(f"{at}.prefix", prefix, names.is_relaxed_env_var_name(prefix)))
+        count = 0
+        for key in ("configMapRef", "secretRef"):
+            ref = src.get(key)
+            if ref is None:
+                continue
+            count += 1
+            name = ref.get("name") or ""
+            if not name:
+                causes.append(field.required(f"{at}.{key}.name"))
+            else:
+                causes.extend(dns1123_subdomain(name, f"{at}.{key}.name"))
+        if count == 0:
+            causes.append(field.invalid(path, "", "must specify one of: `configMapRef` or "
+                                                  "`secretRef`"))
+        elif count > 1:
+            causes.append(field.invalid(path, "",
+                                        "may not have more than one field specified at a time"))
+    return causes
+
+
+def _volume_mounts(mounts: Any, devices: Any, volumes: dict[str, Obj], path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    seen: set[str] = set()
+    device_names = {d.get("name") for d in devices or []}
+    device_paths = {d.get("devicePath") for d in devices or []}
+    for i, mnt in enumerate(mounts or []):
+        at = f"{path}[{i}]"
+        name = mnt.get("name") or ""
+        if not name:
+            causes.append(field.required(f"{at}.name"))
+        if name not in volumes:
+            causes.append(not_found(f"{at}.name", name))
+        mount_path = mnt.get("mountPath") or ""
+        if not mount_path:
+            causes.append(field.required(f"{at}.mountPath"))
+        if mount_path in seen:
+            causes.append(field.invalid(f"{at}.mountPath", mount_path, "must be unique"))
+        seen.add(mount_path)
+        if name in device_names:
+            causes.append(field.invalid(f"{at}.name", name,
+                                        "must not already exist in volumeDevices"))
+        if mount_path in device_paths:
+            causes.append(field.invalid(f"{at}.mountPath", mount_path,
+                                        "must not already exist as a path in volumeDevices"))
+        sub_path = mnt.get("subPath") or ""
+        if sub_path:
+            causes.extend(local_descending_path(sub_path, f"{path}.subPath"))
+        sub_expr = mnt.get("subPathExpr") or ""
+        if sub_expr:
+            if sub_path:
+                causes.append(field.invalid(f"{at}.subPathExpr", sub_expr,
+                                            "subPathExpr and subPath are mutually exclusive"))
+            causes.extend(local_descending_path(sub_expr, f"{path}.subPathExpr"))
+        propagation = mnt.get("mountPropagation")
+        supported = ("Bidirectional", "HostToContainer", "None")
+        if propagation is not None and propagation not in supported:
+            causes.append(field.not_supported(f"{at}.mountPropagation", propagation, supported))
+    return causes
+
+
+def _handler(handler: Obj, path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    count = 0
+    for key in ("exec", "httpGet", "tcpSocket", "grpc", "sleep"):
+        action = handler.get(key)
+        if action is None:
+            continue
+        at = f"{path}.{key}"
+        if count:
+            causes.append(field.forbidden(at, "may not specify more than 1 handler type"))
+            continue
+        count += 1
+        if key == "exec" and not action.get("command"):
+            causes.append(field.required(f"{at}.command"))
+        elif key == "httpGet":
+            if not action.get("path"):
+                causes.append(field.required(f"{at}.path"))
+            causes.extend(port_num_or_name(action.get("port"), f"{at}.port"))
+            scheme = action.get("scheme") or ""
+            if scheme not in ("HTTP", "HTTPS"):
+                causes.append(field.not_supported(f"{at}.scheme", scheme, ("HTTP", "HTTPS")))
+            for j, header in enumerate(action.get("httpHeaders") or []):
+                hname = header.get("name") or ""
+                causes.extend(_invalids(f"{at}.httpHeaders[{j}].name", hname,
+                                        names.is_http_header_name(hname)))
+        elif key == "tcpSocket":
+            causes.extend(port_num_or_name(action.get("port"), f"{at}.port"))
+        elif key == "grpc":
+            port = action.get("port") or 0
+            causes.extend(_invalids(f"{at}.port", port, names.is_valid_port_num(port)))
+        elif key == "sleep":
+            seconds = action.get("seconds") or 0
+            if seconds <= 0:
+                causes.append(field.invalid(f"{at}.seconds", seconds, "must be greater than 0"))
+    if count == 0:
+        causes.append(field.required(path, "must specify a handler type"))
+    return causes
+
+
+def _probe(probe: Any, path: str, kind: str) -> list[Cause]:
+    if probe is None:
+        return []
+    causes = _handler(probe, path)
+    for key in ("initialDelaySeconds", "timeoutSeconds", "periodSeconds", "successThreshold",
+                "failureThreshold"):
+        causes.extend(nonnegative(probe.get(key), f"{path}.{key}"))
+    grace = probe.get("terminationGracePeriodSeconds")
+    if kind == "readiness":
+        if grace is not None:
+            causes.append(field.invalid(f"{path}.terminationGracePeriodSeconds", grace,
+                                        "must not be set for readinessProbes"))
+    else:
+        if grace is not None and grace <= 0:
+            causes.append(field.invalid(f"{path}.terminationGracePeriodSeconds", grace,
+                                        "must be greater than 0"))
+        success = probe.get("successThreshold")
+        if success is not None and success != 1:
+            causes.append(field.invalid(f"{path}.successThreshold", success, "must be 1"))
+    return causes
+
+
+def _lifecycle(lifecycle: Any, path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    if not isinstance(lifecycle, dict):
+        return causes
+    for key in ("postStart", "preStop"):
+        if lifecycle.get(key) is not None:
+            causes.extend(_handler(lifecycle[key], f"{path}.{key}"))
+    return causes
+
+
+def _security_context(sc: Any, path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    if not isinstance(sc, dict):
+        return causes
+    for key in ("runAsUser", "runAsGroup"):
+        if isinstance(sc.get(key), int):
+            causes.extend(_invalids(f"{path}.{key}", sc[key], names.is_valid_user_id(sc[key])))
+    if sc.get("privileged") and sc.get("allowPrivilegeEscalation") is False:
+        causes.append(field.invalid(path, sc, "cannot set `allowPrivilegeEscalation` to false "
+                                              "and `privileged` to true"))
+    return causes
+
+
+def _container_common(ctr: Obj, volumes: dict[str, Obj], path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    name = ctr.get("name") or ""
+    if not name:
+        causes.append(field.required(f"{path}.name"))
+    else:
+        causes.extend(dns1123_label(name, f"{path}.name"))
+    if not ctr.get("image"):
+        causes.append(field.required(f"{path}.image"))
+    policy = ctr.get("terminationMessagePolicy") or ""
+    policy_msg = "must be 'File' or 'FallbackToLogsOnError'"
+    if not policy:
+        causes.append(field.required(f"{path}.terminationMessagePolicy", policy_msg))
+    elif policy not in ("File", "FallbackToLogsOnError"):
+        causes.append(field.invalid(f"{path}.terminationMessagePolicy", policy, policy_msg))
+    causes.extend(_container_ports(ctr.get("ports"), f"{path}.ports"))
+    causes.extend(_env(ctr.get("env"), f"{path}.env"))
+    causes.extend(_env_from(ctr.get("envFrom"), f"{path}.envFrom"))
+    causes.extend(_volume_mounts(ctr.get("volumeMounts"), ctr.get("volumeDevices"), volumes,
+                                 f"{path}.volumeMounts"))
+    pull = ctr.get("imagePullPolicy") or ""
+    if not pull:
+        causes.append(field.required(f"{path}.imagePullPolicy"))
+    elif pull not in _PULL_POLICIES:
+        causes.append(field.not_supported(f"{path}.imagePullPolicy", pull, _PULL_POLICIES))
+    causes.extend(validate_resource_requirements(ctr.get("resources"), f"{path}.resources"))
+    causes.extend(_security_context(ctr.get("securityContext"), f"{path}.securityContext"))
+    return causes
+
+
+def _host_port_conflicts(containers: list[Obj], path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    seen: set[str] = set()
+    for ci, ctr in enumerate(containers):
+        for pi, port in enumerate(ctr.get("ports") or []):
+            host_port = port.get("hostPort") or 0
+            if not host_port:
+                continue
+            key = f"{port.get('protocol') or ''}/{port.get('hostIP') or ''}/{host_port}"
+            if key in seen:
+                causes.append(field.duplicate(f"{path}[{ci}].ports[{pi}].hostPort", key))
+            seen.add(key)
+    return causes
+
+
+def _containers(containers: list[Obj], volumes: dict[str, Obj], path: str) -> list[Cause]:
+    if not containers:
+        return [field.required(path)]
+    causes: list[Cause] = []
+    seen: set[str] = set()
+    for i, ctr in enumerate(containers):
+        at = f"{path}[{i}]"
+        causes.extend(_container_common(ctr, volumes, at))
+        name = ctr.get("name") or ""
+        if name in seen:
+            causes.append(field.duplicate(f"{at}.name", name))
+        seen.add(name)
+        causes.extend(_lifecycle(ctr.get("lifecycle"), f"{at}.lifecycle"))
+        causes.extend(_probe(ctr.get("livenessProbe"), f"{at}.livenessProbe", "liveness"))
+        causes.extend(_probe(ctr.get("readinessProbe"), f"{at}.readinessProbe", "readiness"))
+        causes.extend(_probe(ctr.get("startupProbe"), f"{at}.startupProbe", "startup"))
+        if ctr.get("restartPolicy") is not None:
+            causes.append(field.forbidden(f"{at}.restartPolicy",
+                                          "may not be set for non-init containers"))
+    causes.extend(_host_port_conflicts(containers, path))
+    return causes
+
+
+def _init_containers(inits: list[Obj], regular: list[Obj], volumes: dict[str, Obj],
+                     path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    seen = {c.get("name") for c in regular}
+    for i, ctr in enumerate(inits):
+        at = f"{path}[{i}]"
+        causes.extend(_container_common(ctr, volumes, at))
+        policy = ctr.get("restartPolicy")
+        sidecar = policy == "Always"
+        if policy is not None and not sidecar:
+            causes.append(field.not_supported(f"{at}.restartPolicy", policy, ["Always"]))
+        name = ctr.get("name") or ""
+        if name in seen:
+            causes.append(field.duplicate(f"{at}.name", name))
+        elif name:
+            seen.add(name)
+        if sidecar:
+            causes.extend(_lifecycle(ctr.get("lifecycle"), f"{at}.lifecycle"))
+            causes.extend(_probe(ctr.get("livenessProbe"), f"{at}.livenessProbe", "liveness"))
+            causes.extend(_probe(ctr.get("readinessProbe"), f"{at}.readinessProbe",
+                                 "readiness"))
+            causes.extend(_probe(ctr.get("startupProbe"), f"{at}.startupProbe", "startup"))
+        else:
+            for key in ("lifecycle", "livenessProbe", "readinessProbe", "startupProbe"):
+                if ctr.get(key) is not None:
+                    causes.append(field.forbidden(
+                        f"{at}.{key}",
+                        "may not be set for init containers without restartPolicy=Always"))
+    causes.extend(_host_port_conflicts(inits, path))
+    return causes
+
+
+# -- pod spec --------------------------------------------------------------------------------
+
+_RESTART_POLICIES = ("Always", "OnFailure", "Never")
+_DNS_POLICIES = ("ClusterFirstWithHostNet", "ClusterFirst", "Default", "None")
+_TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+MAX_DNS_NAMESERVERS = 3
+MAX_DNS_SEARCH_PATHS = 32
+
+
+def _enum(value: Any, path: str, allowed: tuple[str, ...]) -> list[Cause]:
+    if not value:
+        return [field.required(path)]
+    if value not in allowed:
+        return [field.not_supported(path, value, allowed)]
+    return []
+
+
+def validate_tolerations(tolerations: Any, path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    for i, tol in enumerate(tolerations or []):
+        at = f"{path}[{i}]"
+        key = tol.get("key") or ""
+        operator = tol.get("operator") or ""
+        effect = tol.get("effect") or ""
+        if key:
+            causes.extend(metav.validate_label_name(key, f"{at}.key"))
+        elif operator != "Exists":
+            causes.append(field.invalid(f"{at}.operator", operator,
+                                        "operator must be Exists when `key` is empty, which "
+                                        'means "match all values and all keys"'))
+        if tol.get("tolerationSeconds") is not None and effect != "NoExecute":
+            causes.append(field.invalid(f"{at}.effect", effect, "effect must be 'NoExecute' "
+                                                                "when `tolerationSeconds` is set"))
+        value = tol.get("value") or ""
+        if operator in ("", "Equal"):
+            msgs = names.is_valid_label_value(value)
+            if msgs:
+                causes.append(field.invalid(f"{at}.operator", value, ";".join(msgs)))
+        elif operator == "Exists":
+            if value:
+                causes.append(field.invalid(f"{at}.operator", tol,
+                                            "value must be empty when `operator` is 'Exists'"))
+        else:
+            causes.append(field.not_supported(f"{at}.operator", operator, ("Equal", "Exists")))
+        if effect and effect not in _TAINT_EFFECTS:
+            causes.append(field.not_supported(f"{at}.effect", effect, _TAINT_EFFECTS))
+    return causes
+
+
+def _dns_config(config: Any, policy: str, path: str) -> list[Cause]:
+    if policy == "None" and config is None:
+        return [field.required(path, "must provide `dnsConfig` when `dnsPolicy` is None")]
+    if not isinstance(config, dict):
+        return []
+    causes: list[Cause] = []
+    servers = config.get("nameservers") or []
+    if len(servers) > MAX_DNS_NAMESERVERS:
+        causes.append(field.invalid(f"{path}.nameservers", servers,
+                                    f"must not have more than {MAX_DNS_NAMESERVERS} nameservers"))
+    for i, ip in enumerate(servers):
+        causes.extend(_invalids(f"{path}.nameservers[{i}]", ip, names.is_valid_ip(ip)))
+    if policy == "None" and not servers:
+        causes.append(field.required(f"{path}.nameservers", "must provide at least one DNS "
+                                                            "nameserver when `dnsPolicy` is None"))
+    searches = config.get("searches") or []
+    if len(searches) > MAX_DNS_SEARCH_PATHS:
+        causes.append(field.invalid(f"{path}.searches", searches,
+                                    f"must not have more than {MAX_DNS_SEARCH_PATHS} search paths"))
+    for i, search in enumerate(searches):
+        if search == ".":
+            continue
+        causes.extend(dns1123_subdomain(search.removesuffix("."), f"{path}.searches[{i}]"))
+    for i, option in enumerate(config.get("options") or []):
+        if not option.get("name"):
+            causes.append(field.required(f"{path}.options[{i}]", "Option.Name must not be empty"))
+    return causes
+
+
+def _topology_spread(constraints: Any, path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    seen: set[tuple[str, str]] = set()
+    for i, c in enumerate(constraints or []):
+        at = f"{path}[{i}]"
+        skew = c.get("maxSkew") or 0
+        if skew <= 0:
+            causes.append(field.invalid(f"{at}.maxSkew", skew, "must be greater than zero"))
+        key = c.get("topologyKey") or ""
+        if not key:
+            causes.append(field.required(f"{at}.topologyKey", "can not be empty"))
+        else:
+            causes.extend(metav.validate_label_name(key, f"{at}.topologyKey"))
+        when = c.get("whenUnsatisfiable") or ""
+        if when not in ("DoNotSchedule", "ScheduleAnyway"):
+            causes.append(field.not_supported(f"{at}.whenUnsatisfiable", when,
+                                              ("DoNotSchedule", "ScheduleAnyway")))
+        if (key, when) in seen:
+            causes.append(field.duplicate(f"{at}.{{topologyKey, whenUnsatisfiable}}",
+                                          f"{{{key}, {when}}}"))
+        seen.add((key, when))
+        causes.extend(metav.validate_label_selector(c.get("labelSelector"),
+                                                    f"{at}.labelSelector"))
+    return causes
+
+
+def _affinity(affinity: Any, path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    if not isinstance(affinity, dict):
+        return causes
+    for kind in ("podAffinity", "podAntiAffinity"):
+        section = affinity.get(kind)
+        if not isinstance(section, dict):
+            continue
+        at = f"{path}.{kind}"
+        required_at = f"{at}.requiredDuringSchedulingIgnoredDuringExecution"
+        for i, term in enumerate(section.get("requiredDuringSchedulingIgnoredDuringExecution")
+                                 or []):
+            causes.extend(_affinity_term(term, f"{required_at}[{i}]"))
+        preferred_at = f"{at}.preferredDuringSchedulingIgnoredDuringExecution"
+        for i, weighted in enumerate(
+                section.get("preferredDuringSchedulingIgnoredDuringExecution") or []):
+            weight = weighted.get("weight") or 0
+            if weight <= 0 or weight > 100:
+                causes.append(field.invalid(f"{preferred_at}[{i}].weight", weight,
+                                            "must be in the range 1-100"))
+            causes.extend(_affinity_term(weighted.get("podAffinityTerm") or {},
+                                         f"{preferred_at}[{i}].podAffinityTerm"))
+    return causes
+
+
+def _affinity_term(term: Obj, path: str) -> list[Cause]:
+    causes = metav.validate_label_selector(term.get("labelSelector"), f"{path}.labelSelector")
+    for i, ns in enumerate(term.get("namespaces") or []):
+        causes.extend(dns1123_label(ns, f"{path}.namespace[{i}]"))
+    key = term.get("topologyKey") or ""
+    if not key:
+        causes.append(field.required(f"{path}.topologyKey", "can not be empty"))
+    else:
+        causes.extend(metav.validate_label_name(key, f"{path}.topologyKey"))
+    return causes
+
+
+def _pod_security_context(sc: Any, path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    if not isinstance(sc, dict):
+        return causes
+    for key in ("runAsUser", "runAsGroup", "fsGroup"):
+        if isinstance(sc.get(key), int):
+            causes.extend(_invalids(f"{path}.{key}", sc[key], names.is_valid_user_id(sc[key])))
+    for i, gid in enumerate(sc.get("supplementalGroups") or []):
+        causes.extend(_invalids(f"{path}.supplementalGroups[{i}]", gid,
+                                names.is_valid_group_id(gid)))
+    return causes
+
+
+def validate_pod_spec(spec: Obj, path: str) -> list[Cause]:
+    """Rules of a PodSpec shared by pods and pod templates (``path`` names the spec)."""
+    causes: list[Cause] = []
+    volumes, vol_errs = validate_volumes(spec.get("volumes"), f"{path}.volumes")
+    causes.extend(vol_errs)
+    containers = list(spec.get("containers") or [])
+    causes.extend(_containers(containers, volumes, f"{path}.containers"))
+    causes.extend(_init_containers(list(spec.get("initContainers") or []), containers, volumes,
+                                   f"{path}.initContainers"))
+    causes.extend(_enum(spec.get("restartPolicy"), f"{path}.restartPolicy", _RESTART_POLICIES))
+    policy = spec.get("dnsPolicy") or ""
+    causes.extend(_enum(policy, f"{path}.dnsPolicy", _DNS_POLICIES))
+    causes.extend(metav.validate_labels(spec.get("nodeSelector"), f"{path}.nodeSelector"))
+    causes.extend(_pod_security_context(spec.get("securityContext"), f"{path}.securityContext"))
+    causes.extend(_affinity(spec.get("affinity"), f"{path}.affinity"))
+    causes.extend(_dns_config(spec.get("dnsConfig"), policy, f"{path}.dnsConfig"))
+    for i, gate in enumerate(spec.get("readinessGates") or []):
+        causes.extend(metav.validate_label_name(gate.get("conditionType") or "",
+                                                f"{path}.readinessGates[{i}].conditionType"))
+    causes.extend(_topology_spread(spec.get("topologySpreadConstraints"),
+                                   f"{path}.topologySpreadConstraints"))
+    for key in ("serviceAccountName", "nodeName", "priorityClassName"):
+        value = spec.get(key) or ""
+        if value:
+            causes.extend(dns1123_subdomain(value, f"{path}.{key}"))
+    deadline = spec.get("activeDeadlineSeconds")
+    if deadline is not None and not 1 <= deadline <= MAX_INT32:
+        causes.append(field.invalid(f"{path}.activeDeadlineSeconds", deadline,
+                                    names.inclusive_range_error(1, MAX_INT32)))
+    for key in ("hostname", "subdomain"):
+        value = spec.get(key) or ""
+        if value:
+            causes.extend(dns1123_label(value, f"{path}.{key}"))
+    causes.extend(validate_tolerations(spec.get("tolerations"), f"{path}.tolerations"))
+    for i, alias in enumerate(spec.get("hostAliases") or []):
+        ip = alias.get("ip") or ""
+        causes.extend(_invalids(f"{path}.hostAliases[{i}].ip", ip, names.is_valid_ip(ip)))
+        for j, host in enumerate(alias.get("hostnames") or []):
+            causes.extend(dns1123_subdomain(host, f"{path}.hostAliases[{i}].hostnames[{j}]"))
+    os_spec = spec.get("os")
+    if isinstance(os_spec, dict):
+        causes.extend(_enum(os_spec.get("name"), f"{path}.os.name", ("linux", "windows")))
+    gates_seen: set[str] = set()
+    for i, gate in enumerate(spec.get("schedulingGates") or []):
+        gate_name = gate.get("name") or ""
+        causes.extend(metav.validate_label_name(gate_name, f"{path}.schedulingGates[{i}].name"))
+        if gate_name in gates_seen:
+            causes.append(field.duplicate(f"{path}.schedulingGates[{i}]", gate_name))
+        gates_seen.add(gate_name)
+    grace = spec.get("terminationGracePeriodSeconds")
+    if grace is not None and not isinstance(grace, int):
+        causes.append(field.invalid(f"{path}.terminationGracePeriodSeconds", grace,
+                                    "must be an integer"))
+    return causes
+
+
+def validate_pod_template_spec(tmpl: Obj, path: str) -> list[Cause]:
+    """A PodTemplateSpec inside a workload (``path`` is e.g. ``spec.template``)."""
+    meta = tmpl.get("metadata") or {}
+    causes = metav.validate_labels(meta.get("labels"), f"{path}.labels")
+    causes.extend(metav.validate_annotations(meta.get("annotations"), f"{path}.annotations"))
+    spec = tmpl.get("spec") or {}
+    causes.extend(validate_pod_spec(spec, f"{path}.spec"))
+    if spec.get("ephemeralContainers"):
+        causes.append(field.forbidden(f"{path}.spec.ephemeralContainers",
+                                      "ephemeral containers not allowed in pod template"))
+    return causes
+
+
+_UPDATABLE_POD_FIELDS = (
+    "`spec.containers[*].image`",
+    "`spec.initContainers[*].image`",
+    "`spec.activeDeadlineSeconds`",
+    "`spec.tolerations` (only additions to existing tolerations)",
+    "`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously "
+    "negative)",
+)
+
+
+def _changed_keys(old: Obj, new: Obj) -> list[str]:
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
+def validate_pod_spec_update(new: Obj, old: Obj, path: str = "spec") -> list[Cause]:
+    """What a pod update may change: images, a shorter deadline, added tolerations, ..."""
+    causes: list[Cause] = []
+    for key in ("containers", "initContainers"):
+        new_list, old_list = new.get(key) or [], old.get(key) or []
+        if len(new_list) != len(old_list):
+            causes.append(field.forbidden(f"{path}.{key}",
+                                          "pod updates may not add or remove containers"))
+            return causes
+        for i, ctr in enumerate(new_list):
+            if not ctr.get("image"):
+                causes.append(field.required(f"{path}.{key}[{i}].image"))
+    deadline = new.get("activeDeadlineSeconds")
+    old_deadline = old.get("activeDeadlineSeconds")
+    at = f"{path}.activeDeadlineSeconds"
+    if deadline is not None:
+        if not 0 <= deadline <= MAX_INT32:
+            causes.append(field.invalid(at, deadline, names.inclusive_range_error(0, MAX_INT32)))
+            return causes
+        if old_deadline is not None and old_deadline < deadline:
+            causes.append(field.invalid(at, deadline,
+                                        "must be less than or equal to previous value"))
+            return causes
+    elif old_deadline is not None:
+        causes.append(field.invalid(at, None,
+                                    "must not update from a positive integer to nil value"))
+    old_tolerations = old.get("tolerations") or []
+    new_tolerations = new.get("tolerations") or []
+    def _sans_seconds(tol: Obj) -> Obj:
+        return {k: v for k, v in tol.items() if k != "tolerationSeconds"}
+
+    kept = [_sans_seconds(t) for t in new_tolerations]
+    if any(_sans_seconds(t) not in kept for t in old_tolerations):
+        causes.append(field.forbidden(
+            f"{path}.tolerations",
+            "existing toleration can not be modified except its tolerationSeconds"))
+    if new == old:
+        return causes
+    munged = dict(new)
+    for key in ("containers", "initContainers"):
+        if key in new:
+            munged[key] = [{**ctr, "image": old_ctr.get("image")} for ctr, old_ctr
+                           in zip(new[key], old.get(key) or [], strict=True)]
+    for key in ("activeDeadlineSeconds", "tolerations", "schedulingGates"):
+        munged.pop(key, None)
+        if key in old:
+            munged[key] = old[key]
+    old_grace = old.get("terminationGracePeriodSeconds")
+    if (isinstance(old_grace, int) and old_grace < 0
+            and munged.get("terminationGracePeriodSeconds") == 1):
+        munged["terminationGracePeriodSeconds"] = old_grace
+    if munged != old:
+        changed = ", ".join(f"{path}.{k}" for k in _changed_keys(old, munged))
+        causes.append(field.forbidden(
+            path, "pod updates may not change fields other than "
+            + ",".join(_UPDATABLE_POD_FIELDS) + f"\n  changed: {changed}"))
+    return causes
+
+
+# -- Pod -------------------------------------------------------------------------------------
+
+def _pod_only(spec: Obj) -> list[Cause]:
+    causes: list[Cause] = []
+    for key in ("containers", "initContainers"):
+        for i, ctr in enumerate(spec.get(key) or []):
+            image = ctr.get("image") or ""
+            if image != image.strip():
+                causes.append(field.invalid(f"spec.{key}[{i}].image", image,
+                                            "must not have leading or trailing whitespace"))
+    return causes
+
+
+@on_create("", "Pod")
+def validate_pod_create(pod: Obj) -> list[Cause]:
+    spec = pod.get("spec") or {}
+    causes = validate_pod_spec(spec, "spec")
+    causes.extend(_pod_only(spec))
+    if spec.get("ephemeralContainers"):
+        causes.append(field.forbidden("spec.ephemeralContainers", "cannot be set on create"))
+    if spec.get("nodeName") and spec.get("schedulingGates"):
+        causes.append(field.forbidden("spec.nodeName",
+                                      "cannot be set until all schedulingGates have been cleared"))
+    return causes
+
+
+@on_update("", "Pod")
+def validate_pod_update(new: Obj, old: Obj) -> list[Cause]:
+    spec = new.get("spec") or {}
+    causes = validate_pod_spec(spec, "spec")
+    causes.extend(_pod_only(spec))
+    causes.extend(validate_pod_spec_update(spec, old.get("spec") or {}, "spec"))
+    return causes
