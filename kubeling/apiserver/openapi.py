@@ -785,5 +785,129 @@ def group_version_of(path: str) -> tuple[str, str] | None:
 
 __all__ = [
     "full_name", "group_version_of", "openapi_v2_document", "openapi_v2_hash",
-    "openapi_v3_document", "openapi_v3_hash", "openapi_v3_index", "schema_name",
+    "openapi_v2_protobuf", "openapi_v3_document", "openapi_v3_hash", "openapi_v3_index",
+    "schema_name",
 ]
+
+
+# -- Swagger 2.0 as gnostic's openapi_v2.Document protobuf -----------------------------------
+# client-go asks for /openapi/v2 as application/com.github.proto-openapi.spec.v2@v1.0+protobuf
+# and decodes google/gnostic's OpenAPIv2.proto. Only the fields our document uses are encoded;
+# vendor extensions carry their value as YAML (JSON is YAML) in Any.yaml, as gnostic does.
+
+PROTOBUF_V2_MEDIA_TYPE = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _bytes_field(num: int, data: bytes) -> bytes:
+    return _varint(num << 3 | 2) + _varint(len(data)) + data
+
+
+def _str(num: int, value: str) -> bytes:
+    return _bytes_field(num, value.encode()) if value else b""
+
+
+def _bool(num: int, value: bool) -> bytes:
+    return _varint(num << 3) + b"\x01" if value else b""
+
+
+def _strs(num: int, values: list[str]) -> bytes:
+    return b"".join(_bytes_field(num, v.encode()) for v in values)
+
+
+def _named(num: int, name: str, value: bytes) -> bytes:
+    return _bytes_field(num, _str(1, name) + _bytes_field(2, value))
+
+
+def _extensions(num: int, obj: dict[str, Any]) -> bytes:
+    return b"".join(
+        _named(num, k, _str(2, orjson.dumps(v).decode())) for k, v in obj.items()
+        if k.startswith("x-"))
+
+
+def _pb_schema(s: dict[str, Any]) -> bytes:
+    out = [_str(1, s.get("$ref", "")), _str(2, s.get("format", "")),
+           _str(4, s.get("description", "")), _strs(19, s.get("required", []))]
+    extra = s.get("additionalProperties")
+    if isinstance(extra, dict):
+        out.append(_bytes_field(21, _bytes_field(1, _pb_schema(extra))))
+    if "type" in s:
+        out.append(_bytes_field(22, _strs(1, [s["type"]])))
+    if "items" in s:
+        out.append(_bytes_field(23, _bytes_field(1, _pb_schema(s["items"]))))
+    out.extend(_bytes_field(24, _pb_schema(sub)) for sub in s.get("allOf", []))
+    if "properties" in s:
+        props = b"".join(_named(1, k, _pb_schema(v)) for k, v in s["properties"].items())
+        out.append(_bytes_field(25, props))
+    out.append(_extensions(31, s))
+    return b"".join(out)
+
+
+def _pb_parameter(p: dict[str, Any]) -> bytes:
+    if p["in"] == "body":
+        body = (_str(1, p.get("description", "")) + _str(2, p["name"]) + _str(3, "body")
+                + _bool(4, p.get("required", False)) + _bytes_field(5, _pb_schema(p["schema"])))
+        param = _bytes_field(1, body)
+    else:
+        path = p["in"] == "path"
+        sub = (_bool(1, p.get("required", False)) + _str(2, p["in"])
+               + _str(3, p.get("description", "")) + _str(4, p["name"])
+               + _str(5 if path else 6, p.get("type", ""))
+               + _bool(19 if path else 20, p.get("uniqueItems", False)))
+        param = _bytes_field(2, _bytes_field(4 if path else 3, sub))
+    return _bytes_field(1, param)
+
+
+def _pb_operation(op: dict[str, Any]) -> bytes:
+    responses = b"".join(
+        _named(1, code, _bytes_field(1, _str(1, r.get("description", "")) + (
+            _bytes_field(2, _bytes_field(1, _pb_schema(r["schema"]))) if "schema" in r else b"")))
+        for code, r in op.get("responses", {}).items())
+    return b"".join([
+        _strs(1, op.get("tags", [])), _str(3, op.get("description", "")),
+        _str(5, op.get("operationId", "")), _strs(6, op.get("produces", [])),
+        _strs(7, op.get("consumes", [])),
+        b"".join(_bytes_field(8, _pb_parameter(p)) for p in op.get("parameters", [])),
+        _bytes_field(9, responses), _strs(10, op.get("schemes", [])), _extensions(13, op),
+    ])
+
+
+_PATH_METHODS = {"get": 2, "put": 3, "post": 4, "delete": 5, "options": 6, "head": 7, "patch": 8}
+
+
+def _pb_path_item(item: dict[str, Any]) -> bytes:
+    out = [_bytes_field(num, _pb_operation(item[m])) for m, num in _PATH_METHODS.items()
+           if m in item]
+    out.extend(_bytes_field(9, _pb_parameter(p)) for p in item.get("parameters", []))
+    return b"".join(out)
+
+
+@cache
+def openapi_v2_protobuf() -> bytes:
+    """``GET /openapi/v2`` as gnostic's ``openapi_v2.Document`` (see PROTOBUF_V2_MEDIA_TYPE)."""
+    doc = openapi_v2_dict()
+    info = _str(1, doc["info"]["title"]) + _str(2, doc["info"]["version"])
+    paths_pb = b"".join(_named(2, p, _pb_path_item(item)) for p, item in doc["paths"].items())
+    defs = b"".join(_named(1, n, _pb_schema(s)) for n, s in doc["definitions"].items())
+    security = b"".join(
+        _bytes_field(12, b"".join(_named(1, k, _strs(1, v)) for k, v in req.items()))
+        for req in doc["security"])
+    sec_defs = b"".join(
+        _named(1, name, _bytes_field(2, _str(1, d["type"]) + _str(2, d["name"])
+                                     + _str(3, d["in"]) + _str(4, d.get("description", ""))))
+        for name, d in doc["securityDefinitions"].items())
+    return b"".join([
+        _str(1, doc["swagger"]), _bytes_field(2, info), _bytes_field(8, paths_pb),
+        _bytes_field(9, defs), security, _bytes_field(13, sec_defs),
+    ])

@@ -176,3 +176,91 @@ def test_swagger_v2_document() -> None:
     assert hpa["x-kubernetes-group-version-kind"][0]["version"] == "v2"
     for ref in _refs(doc):
         assert ref.rsplit("/", 1)[1] in doc["definitions"], ref
+
+
+def _gnostic_subset() -> dict[str, Any]:
+    """Message classes for the part of gnostic's OpenAPIv2.proto the test reads."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    f = descriptor_pb2.FieldDescriptorProto
+    string, boolean, message = f.TYPE_STRING, f.TYPE_BOOL, f.TYPE_MESSAGE
+    messages: dict[str, list[tuple[str, int, int, str, bool]]] = {
+        "Document": [("swagger", 1, string, "", False), ("info", 2, message, "Info", False),
+                     ("paths", 8, message, "Paths", False),
+                     ("definitions", 9, message, "Definitions", False)],
+        "Info": [("title", 1, string, "", False), ("version", 2, string, "", False)],
+        "Paths": [("path", 2, message, "NamedPathItem", True)],
+        "NamedPathItem": [("name", 1, string, "", False), ("value", 2, message, "PathItem", False)],
+        "PathItem": [("get", 2, message, "Operation", False),
+                     ("patch", 8, message, "Operation", False),
+                     ("parameters", 9, message, "ParametersItem", True)],
+        "Operation": [("operation_id", 5, string, "", False),
+                      ("consumes", 7, string, "", True),
+                      ("parameters", 8, message, "ParametersItem", True),
+                      ("vendor_extension", 13, message, "NamedAny", True)],
+        "ParametersItem": [("parameter", 1, message, "Parameter", False)],
+        "Parameter": [("body_parameter", 1, message, "BodyParameter", False),
+                      ("non_body_parameter", 2, message, "NonBodyParameter", False)],
+        "BodyParameter": [("name", 2, string, "", False), ("required", 4, boolean, "", False)],
+        "NonBodyParameter": [("query", 3, message, "QueryParam", False),
+                             ("path", 4, message, "PathParam", False)],
+        "QueryParam": [("name", 4, string, "", False), ("type", 6, string, "", False)],
+        "PathParam": [("required", 1, boolean, "", False), ("name", 4, string, "", False)],
+        "Definitions": [("additional_properties", 1, message, "NamedSchema", True)],
+        "NamedSchema": [("name", 1, string, "", False), ("value", 2, message, "Schema", False)],
+        "Schema": [("ref", 1, string, "", False), ("description", 4, string, "", False),
+                   ("required", 19, string, "", True), ("type", 22, message, "TypeItem", False),
+                   ("items", 23, message, "ItemsItem", False),
+                   ("properties", 25, message, "Properties", False),
+                   ("vendor_extension", 31, message, "NamedAny", True)],
+        "TypeItem": [("value", 1, string, "", True)],
+        "ItemsItem": [("schema", 1, message, "Schema", True)],
+        "Properties": [("additional_properties", 1, message, "NamedSchema", True)],
+        "NamedAny": [("name", 1, string, "", False), ("value", 2, message, "Any", False)],
+        "Any": [("yaml", 2, string, "", False)],
+    }
+    fd = descriptor_pb2.FileDescriptorProto(name="gnostic_subset.proto", package="openapi.v2",
+                                            syntax="proto3")
+    for msg_name, fields in messages.items():
+        msg = fd.message_type.add(name=msg_name)
+        for name, number, typ, ref, repeated in fields:
+            field = msg.field.add(name=name, number=number, type=typ,
+                                  label=f.LABEL_REPEATED if repeated else f.LABEL_OPTIONAL)
+            if ref:
+                field.type_name = f".openapi.v2.{ref}"
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(fd)
+    return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"openapi.v2.{name}"))
+            for name in messages}
+
+
+def test_swagger_v2_protobuf_decodes_as_gnostic_document() -> None:
+    classes = _gnostic_subset()
+    doc = classes["Document"]()
+    doc.ParseFromString(oa.openapi_v2_protobuf())
+    assert doc.swagger == "2.0" and doc.info.title == "Kubernetes"
+    defs = {d.name: d.value for d in doc.definitions.additional_properties}
+    pod = defs["io.k8s.api.core.v1.Pod"]
+    gvk = {e.name: orjson.loads(e.value.yaml) for e in pod.vendor_extension}
+    assert gvk["x-kubernetes-group-version-kind"] == [{"group": "", "kind": "Pod",
+                                                       "version": "v1"}]
+    props = {p.name: p.value for p in pod.properties.additional_properties}
+    assert props["spec"].ref == "#/definitions/io.k8s.api.core.v1.PodSpec"
+    spec = {p.name: p.value for p in defs["io.k8s.api.core.v1.PodSpec"].properties
+            .additional_properties}
+    containers = spec["containers"]
+    assert list(containers.type.value) == ["array"]
+    assert containers.items.schema[0].ref == "#/definitions/io.k8s.api.core.v1.Container"
+    ext = {e.name: orjson.loads(e.value.yaml) for e in containers.vendor_extension}
+    assert ext["x-kubernetes-patch-merge-key"] == "name"
+    assert ext["x-kubernetes-patch-strategy"] == "merge"
+    assert "containers" in defs["io.k8s.api.core.v1.PodSpec"].required
+    paths = {p.name: p.value for p in doc.paths.path}
+    item = paths["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]
+    assert item.patch.operation_id == "patchAppsV1NamespacedDeployment"
+    assert "application/strategic-merge-patch+json" in item.patch.consumes
+    params = item.patch.parameters
+    assert params[0].parameter.body_parameter.name == "body"
+    assert "fieldValidation" in [p.parameter.non_body_parameter.query.name for p in params[1:]]
+    path_param = item.parameters[0].parameter.non_body_parameter.path
+    assert (path_param.name, path_param.required) == ("name", True)
