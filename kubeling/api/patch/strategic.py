@@ -262,6 +262,10 @@ def _merge_ordered_lists(
             merged = current
         else:
             continue
+        if not merged:
+            original[key] = merged
+            patch.pop(key, None)
+            continue
         if merge_key:
             ordered, server_only = _partition_maps(merged, order, merge_key)
         else:
@@ -321,8 +325,6 @@ def _element_is_map(*lists: list[Any]) -> bool:
                 raise server_error(
                     f"list element types are not identical: {go_format(list(lists))}"
                 )
-    if not seen:
-        raise server_error("no elements in any of the given slices")
     return isinstance(first, dict)
 
 
