@@ -39,7 +39,11 @@ _SPECIAL_KINDS = frozenset(
     {t.TIME, t.MICROTIME, t.DURATION, t.QUANTITY, t.INT_OR_STRING, t.RAW_JSON}
 )
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_WIRE_OF = {
+    **dict.fromkeys(_VARINT_KINDS, _VARINT),
+    **dict.fromkeys(_I64_KINDS, _I64),
+    **dict.fromkeys(_I32_KINDS, _I32),
+}
 
 
 class _Malformed(Exception):
@@ -123,18 +127,26 @@ def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
 
 def _field(buf: bytes, pos: int, end: int) -> tuple[int, int, int, Any]:
     """Read one field: (number, wire type, next position, value or (start, stop))."""
-    key, pos = _varint(buf, pos, end)
+    if pos < end and buf[pos] < 0x80:  # one-byte key: fields 1..15, the common case
+        key = buf[pos]
+        pos += 1
+    else:
+        key, pos = _varint(buf, pos, end)
     num, wire = key >> 3, key & 7
     if num == 0:
         raise _Malformed("field number 0")
-    if wire == _VARINT:
-        value, pos = _varint(buf, pos, end)
-        return num, wire, pos, value
     if wire == _LEN:
-        n, pos = _varint(buf, pos, end)
+        if pos < end and buf[pos] < 0x80:
+            n = buf[pos]
+            pos += 1
+        else:
+            n, pos = _varint(buf, pos, end)
         if n > end - pos:
             raise _Malformed(f"field {num} is longer than its message")
         return num, wire, pos + n, (pos, pos + n)
+    if wire == _VARINT:
+        value, pos = _varint(buf, pos, end)
+        return num, wire, pos, value
     if wire == _I64:
         if pos + 8 > end:
             raise _Malformed("truncated fixed64")
@@ -188,13 +200,7 @@ def _scalar(kind: int, wire: int, value: Any, buf: bytes) -> Any:
 
 
 def _expected_wire(kind: int) -> int:
-    if kind in _VARINT_KINDS:
-        return _VARINT
-    if kind in _I64_KINDS:
-        return _I64
-    if kind in _I32_KINDS:
-        return _I32
-    return _LEN
+    return _WIRE_OF.get(kind, _LEN)
 
 
 def _value(kind: int, nested: str | None, wire: int, value: Any, buf: bytes) -> Any:
@@ -228,7 +234,7 @@ def _message(
         if spec is None:
             continue
         name, kind, flags, nested = spec
-        expected = _expected_wire(kind)
+        expected = _WIRE_OF.get(kind, _LEN)
         if flags & t.MAP:
             if wire != _LEN:
                 raise _Malformed(f"map field {name} has wire type {wire}")

@@ -10,9 +10,12 @@ tags (``inline`` fields merge into their parent; a zero scalar is kept only
 where the JSON encoding would keep it: pointer fields and fields without
 ``omitempty``).
 
-The tables were produced by a script from the descriptors and type
-information compiled into kubectl 1.32 (see the module history), and are
-data, not code: edit them only to track a new Kubernetes release.
+The tables were produced mechanically from what kubectl 1.32 itself carries
+(the gzipped ``FileDescriptorProto`` of each ``generated.proto`` and the Go
+reflection data holding each struct field's tags and pointer-ness), then
+checked against bodies captured from kubectl (tests/fixtures/protobuf). They
+are data, not code: regenerate them, rather than edit them, for a new
+Kubernetes release.
 """
 
 from __future__ import annotations
