@@ -1,0 +1,51 @@
+"""The ``kubeling`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+
+def default_data_dir() -> Path:
+    if os.geteuid() == 0:
+        return Path("/var/lib/kubeling")
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "kubeling"
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)-5s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kubeling", description="Kubernetes, in Python.")
+    parser.add_argument("--log-level", default=os.environ.get("KUBELING_LOG_LEVEL", "info"))
+    sub = parser.add_subparsers(dest="command", required=True)
+    srv = sub.add_parser("server", help="run the API server (all-in-one)")
+    srv.add_argument("--data-dir", type=Path, default=None,
+                     help="where state, certificates and the kubeconfig live")
+    srv.add_argument("--listen", default="0.0.0.0:6443", help="ADDR:PORT to serve on")
+    srv.add_argument("--storage", default="",
+                     help="storage URL (default sqlite:///<data-dir>/state.db)")
+    srv.add_argument("--advertise-address", default="",
+                     help="address written into the kubeconfig (default: 127.0.0.1)")
+    srv.add_argument("--insecure-http", action="store_true",
+                     help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level)
+    if args.command == "server":
+        from kubeling.cli.server import run_server
+
+        return run_server(args)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,89 @@
+"""``kubeling server``: start-up in logged steps, serving, and a clean shutdown."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+from kubeling.apiserver.app import ApiServer
+from kubeling.apiserver.auth import Authenticator, User
+from kubeling.apiserver.certs import ensure_pki
+from kubeling.apiserver.metrics import InstrumentedStore
+from kubeling.apiserver.server import Server, make_config
+from kubeling.cli.kubeconfig import write_kubeconfig
+from kubeling.cli.main import default_data_dir
+from kubeling.registry.registry import Registry
+from kubeling.storage import open_store
+from kubeling.utils.tasks import cancel_all, spawn
+
+log = logging.getLogger("kubeling.server")
+
+
+def _split_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def run_server(args: argparse.Namespace) -> int:
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        log.info("uvloop not available; using the default event loop")
+    return asyncio.run(_serve(args))
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    data_dir: Path = (args.data_dir or default_data_dir()).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log.info("data dir %s", data_dir)
+    host, port = _split_listen(args.listen)
+    pki = ensure_pki(data_dir)
+    log.info("certificates ready in %s", pki.dir)
+    url = args.storage or f"sqlite://{data_dir / 'state.db'}"
+    store = open_store(url)
+    log.info("storage %s opened at revision %d", url.split("://")[0],
+             await store.current_revision())
+    from kubeling.storage import compactor
+
+    registry = Registry(InstrumentedStore(store))
+    await registry.start()
+    log.info("watch cache synced at revision %d", registry.cache.revision)
+    spawn(compactor.run_compactor(store), name="compactor")
+    admin = User("kubeling-admin", ("system:masters", "system:authenticated"))
+    auth = Authenticator({pki.admin_token.read_text().strip(): admin})
+    app = ApiServer(registry, auth)
+    tls = not args.insecure_http
+    config = make_config(app, host=host, port=port,
+                         cert=pki.server_cert if tls else None,
+                         key=pki.server_key if tls else None,
+                         ca=pki.ca_cert if tls else None)
+    server = Server(config)
+    advertise = args.advertise_address or ("127.0.0.1" if host in ("0.0.0.0", "::") else host)
+    scheme = "https" if tls else "http"
+    kubeconfig = data_dir / "kubeconfig.yaml"
+    write_kubeconfig(kubeconfig, pki=pki, server=f"{scheme}://{advertise}:{port}")
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+    serve = asyncio.create_task(server.serve(), name="http")
+    while not server.started and not serve.done():
+        await asyncio.sleep(0.02)
+    if serve.done():
+        serve.result()
+        return 1
+    log.info("serving the Kubernetes API on %s://%s:%d", scheme, host, port)
+    log.info("node join token is in %s", pki.node_token)
+    print(f"kubeling is ready. To use it:\n  export KUBECONFIG={kubeconfig}\n  kubectl get ns",
+          flush=True)
+    await serve
+    log.info("shutting down")
+    await registry.stop()
+    await cancel_all()
+    await store.close()
+    log.info("stopped")
+    return 0

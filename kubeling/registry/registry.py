@@ -1,0 +1,650 @@
+"""The registry: the semantics of every API write and read, over a Store.
+
+Both the HTTP API server and the in-process client call this, so admission,
+defaulting, validation, conversion, managed fields and optimistic concurrency
+are the same whichever way a request arrives. Objects reach the registry as
+dicts in the version the caller speaks and are stored in the kind's storage
+version; reads come from the watch cache after it has caught up with the
+store (consistent reads), except lists of an older page (from the store).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from kubeling.api import conversion, errors, fields, kinds, selectors
+from kubeling.api.defaults import apply_defaults
+from kubeling.api.kinds import Kind
+from kubeling.api.validation import validate_create, validate_status_update, validate_update
+from kubeling.registry import managed
+from kubeling.registry.cache import Cached, WatchCache, resource_prefix
+from kubeling.registry.listing import ListOptions, decode_continue, encode_continue
+from kubeling.registry.strategy import (
+    prepare_for_create,
+    prepare_for_status_update,
+    prepare_for_update,
+    strategy_for,
+)
+from kubeling.storage.interface import (
+    CompactedError,
+    KeyExistsError,
+    KeyNotFoundError,
+    KeyValue,
+    RevisionMismatchError,
+    Store,
+)
+
+log = logging.getLogger("kubeling.registry")
+
+Obj = dict[str, Any]
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+UNDELETABLE_NAMESPACES = ("default", "kube-system", "kube-public")
+_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def now_rfc3339(clock: Callable[[], float] = time.time) -> str:
+    return datetime.fromtimestamp(int(clock()), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _encode(obj: Obj) -> bytes:
+    meta = obj.get("metadata")
+    if meta is not None and "resourceVersion" in meta:
+        rv = meta.pop("resourceVersion")
+        try:
+            return orjson.dumps(obj)
+        finally:
+            meta["resourceVersion"] = rv
+    return orjson.dumps(obj)
+
+
+def _from_kv(kv: KeyValue) -> Cached:
+    return Cached.from_kv(kv)
+
+
+@dataclass
+class WriteOptions:
+    dry_run: bool = False
+    field_manager: str = ""
+    user_agent: str = ""
+    field_validation: str = "Ignore"
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ListPage:
+    items: list[Cached]
+    revision: int
+    continue_: str = ""
+    remaining: int | None = None
+
+
+class Registry:
+    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.clock = clock
+        self.cache = WatchCache(store)
+
+    async def start(self) -> None:
+        await self.cache.start()
+        ns_kind = kinds.by_resource("", "namespaces")
+        assert ns_kind is not None
+        for name in SYSTEM_NAMESPACES:
+            if self.cache.get(ns_kind.key(None, name)) is None:
+                obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+                try:
+                    await self.create(ns_kind, None, obj,
+                                      WriteOptions(field_manager="kubeling-apiserver"))
+                    log.info("created namespace %s", name)
+                except errors.StatusError as exc:
+                    if exc.code != 409:
+                        raise
+
+    async def stop(self) -> None:
+        await self.cache.stop()
+
+    # ----- reads -----------------------------------------------------------------
+
+    async def get(self, kind: Kind, namespace: str | None, name: str,
+                  resource_version: str = "") -> Cached:
+        if resource_version in ("", None):
+            await self.cache.sync()
+        elif resource_version != "0":
+            await self._wait_rv(resource_version)
+        c = self.cache.get(kind.key(namespace, name))
+        if c is None:
+            raise errors.not_found(kind.resource, name, kind.group)
+        return c
+
+    async def _wait_rv(self, resource_version: str) -> int:
+        try:
+            rv = int(resource_version)
+        except ValueError:
+            raise errors.bad_request(
+                f"invalid resource version {resource_version!r}") from None
+        try:
+            await self.cache.wait_for(rv)
+        except TimeoutError:
+            raise errors.timeout(
+                f"Too large resource version: {rv}, current: {self.cache.revision}") from None
+        return rv
+
+    def predicate(self, kind: Kind, opts: ListOptions) -> Callable[[Obj], bool] | None:
+        ls = selectors.parse_label_selector(opts.label_selector) if opts.label_selector else None
+        fs = fields.parse_field_selector(opts.field_selector) if opts.field_selector else None
+        if fs is not None:
+            fields.check_field_selector(kind, fs)
+        if ls is not None and ls.empty:
+            ls = None
+        if ls is None and fs is None:
+            return None
+
+        def match(obj: Obj) -> bool:
+            if ls is not None and not ls.matches((obj.get("metadata") or {}).get("labels")):
+                return False
+            return fs is None or fs.matches(fields.selectable_fields(kind, obj))
+
+        return match
+
+    async def list(self, kind: Kind, namespace: str | None, opts: ListOptions) -> ListPage:
+        pred = self.predicate(kind, opts)
+        prefix = kind.key_prefix(namespace)
+        rp = kind.key_prefix()
+        start_key = ""
+        if opts.continue_:
+            if opts.resource_version not in ("", None):
+                raise errors.bad_request(
+                    "specifying resource version is not allowed when using continue")
+            rv, start = decode_continue(opts.continue_)
+            start_key = prefix + start
+        elif opts.resource_version in ("", None):
+            if opts.resource_version_match:
+                raise errors.bad_request(
+                    "resourceVersionMatch is forbidden unless resourceVersion is provided")
+            await self.cache.sync()
+            rv = self.cache.revision
+        elif opts.resource_version == "0":
+            rv = self.cache.revision
+        else:
+            match = opts.resource_version_match
+            if match == "Exact":
+                try:
+                    rv = int(opts.resource_version)
+                except ValueError:
+                    raise errors.bad_request(
+                        f"invalid resource version {opts.resource_version!r}") from None
+            elif match in ("", "NotOlderThan"):
+                await self._wait_rv(opts.resource_version)
+                rv = self.cache.revision
+            else:
+                raise errors.bad_request(
+                    f"invalid resourceVersionMatch {match!r}: supported values: "
+                    "\"Exact\", \"NotOlderThan\"")
+        limit = max(0, opts.limit)
+        if self.cache.last_change(rp) <= rv <= self.cache.revision:
+            return self._list_cache(rp, prefix, start_key, rv, limit, pred)
+        return await self._list_store(prefix, start_key, rv, limit, pred)
+
+    def _list_cache(self, rp: str, prefix: str, start_key: str, rv: int, limit: int,
+                    pred: Callable[[Obj], bool] | None) -> ListPage:
+        candidates = self.cache.list(rp, prefix, start_key)
+        if pred is not None:
+            if limit:
+                items: list[Cached] = []
+                last_seen = -1
+                for i, c in enumerate(candidates):
+                    if pred(c.obj):
+                        if len(items) == limit:
+                            last_seen = i
+                            break
+                        items.append(c)
+                if last_seen >= 0:
+                    return ListPage(items, rv, self._token(rv, prefix, items[-1].key))
+                return ListPage(items, rv)
+            return ListPage([c for c in candidates if pred(c.obj)], rv)
+        if limit and len(candidates) > limit:
+            items = candidates[:limit]
+            return ListPage(items, rv, self._token(rv, prefix, items[-1].key),
+                            len(candidates) - limit)
+        return ListPage(candidates, rv)
+
+    @staticmethod
+    def _token(rv: int, prefix: str, last_key: str) -> str:
+        return encode_continue(rv, last_key[len(prefix):] + "\x00")
+
+    async def _list_store(self, prefix: str, start_key: str, rv: int, limit: int,
+                          pred: Callable[[Obj], bool] | None) -> ListPage:
+        items: list[Cached] = []
+        key = start_key
+        while True:
+            try:
+                res = await self.store.list(prefix, revision=rv, limit=limit or 0, start_key=key)
+            except CompactedError as exc:
+                raise errors.StatusError(
+                    410, "Expired",
+                    "The provided continue parameter is too old to display a consistent list "
+                    "result. You can start a new list without the continue parameter, or use "
+                    "the continue token in this response to retrieve the remainder of the "
+                    f"results. (too old resource version: {exc.requested} ({exc.compacted}))",
+                ) from None
+            for kv in res.kvs:
+                c = _from_kv(kv)
+                if pred is None or pred(c.obj):
+                    items.append(c)
+                    if limit and len(items) == limit:
+                        break
+            if limit and len(items) == limit:
+                last = items[-1].key
+                more = res.more or res.kvs[-1].key != last
+                if more:
+                    remaining = res.remaining if pred is None else None
+                    return ListPage(items, rv, self._token(rv, prefix, last), remaining)
+                return ListPage(items, rv)
+            if not res.more or not res.kvs:
+                return ListPage(items, rv)
+            key = res.kvs[-1].key + "\x00"
+
+    # ----- writes ----------------------------------------------------------------
+
+    def _check_target(self, kind: Kind, namespace: str | None, obj: Obj, version: str,
+                      name: str | None = None) -> Obj:
+        if not isinstance(obj, dict):
+            raise errors.bad_request("the body of the request was not a JSON object")
+        av = obj.get("apiVersion")
+        kd = obj.get("kind")
+        expected_av = kinds.api_version(kind.group, version)
+        if kd is not None and kd != kind.kind:
+            raise errors.bad_request(
+                f"the kind in the data ({kd}) does not match the expected kind ({kind.kind})"
+                if av in (None, expected_av) else
+                f"the API version in the data ({av}) does not match the expected API version "
+                f"({expected_av})")
+        if av is not None and av != expected_av:
+            raise errors.bad_request(
+                f"the API version in the data ({av}) does not match the expected API version "
+                f"({expected_av})")
+        obj = copy.deepcopy(obj)
+        obj["apiVersion"] = expected_av
+        obj["kind"] = kind.kind
+        meta = obj.get("metadata")
+        if meta is None:
+            meta = obj["metadata"] = {}
+        elif not isinstance(meta, dict):
+            raise errors.bad_request("metadata must be an object")
+        if kind.namespaced:
+            ns = meta.get("namespace")
+            if ns and namespace and ns != namespace:
+                raise errors.bad_request(
+                    "the namespace of the provided object does not match the namespace sent "
+                    "on the request")
+            if namespace:
+                meta["namespace"] = namespace
+        else:
+            meta.pop("namespace", None)
+        if name is not None:
+            if meta.get("name") and meta["name"] != name:
+                raise errors.bad_request(
+                    f"the name of the object ({meta['name']}) does not match the name on the "
+                    f"URL ({name})")
+            meta["name"] = name
+        return obj
+
+    async def _admit_namespace(self, kind: Kind, namespace: str | None) -> None:
+        if not kind.namespaced or not namespace:
+            return
+        ns_kind = kinds.by_resource("", "namespaces")
+        assert ns_kind is not None
+        key = ns_kind.key(None, namespace)
+        c = self.cache.get(key)
+        if c is None:
+            await self.cache.sync()
+            c = self.cache.get(key)
+        if c is None:
+            raise errors.not_found("namespaces", namespace)
+        if (c.obj.get("status") or {}).get("phase") == "Terminating" or \
+                c.obj["metadata"].get("deletionTimestamp"):
+            raise errors.StatusError(
+                403, "Forbidden",
+                f"{kind.resource} \"{(c.obj['metadata'].get('name'))}\" is forbidden: unable to "
+                f"create new content in namespace {namespace} because it is being terminated",
+                kind=kind.resource, group=kind.group,
+                causes=[{"reason": "NamespaceTerminating",
+                         "message": f"namespace {namespace} is being terminated",
+                         "field": "metadata.namespace"}],
+            )
+
+    def _in_storage_version(self, kind: Kind, obj: Obj, version: str) -> Obj:
+        return conversion.to_storage(kind, obj, version)
+
+    def _raise_invalid(self, kind: Kind, obj: Obj, causes: list[errors.Cause]) -> None:
+        if causes:
+            name = (obj.get("metadata") or {}).get("name") or ""
+            raise errors.invalid(kind.kind, name, causes, kind.group)
+
+    async def create(self, kind: Kind, namespace: str | None, obj: Obj,
+                     opts: WriteOptions | None = None, *, version: str = "") -> Cached:
+        opts = opts or WriteOptions()
+        version = version or kind.preferred_version
+        obj = self._check_target(kind, namespace, obj, version)
+        obj = managed.check_fields(kind, version, obj, opts)
+        obj = self._in_storage_version(kind, obj, version)
+        meta = obj["metadata"]
+        apply_defaults(kind, obj)
+        await self._admit_namespace(kind, meta.get("namespace"))
+        generated = not meta.get("name") and bool(meta.get("generateName"))
+        for attempt in range(8):
+            if generated:
+                meta["name"] = meta["generateName"] + "".join(
+                    secrets.choice(_NAME_CHARS) for _ in range(5))
+            self._prepare_new(kind, obj)
+            self._raise_invalid(kind, obj, validate_create(kind, obj))
+            managed.on_create(kind, obj, opts, now_rfc3339(self.clock))
+            key = kind.key(meta.get("namespace"), meta["name"])
+            if opts.dry_run:
+                if self.cache.get(key) is not None:
+                    raise errors.already_exists(kind.resource, meta["name"], kind.group)
+                return Cached(key, obj, 0)
+            try:
+                kv = await self.store.create(key, _encode(obj))
+            except KeyExistsError:
+                if generated and attempt < 7:
+                    continue
+                raise errors.already_exists(kind.resource, meta["name"], kind.group) from None
+            log.debug("created %s %s", kind.resource, key)
+            return _from_kv(kv)
+        raise AssertionError("unreachable")
+
+    def _prepare_new(self, kind: Kind, obj: Obj) -> None:
+        meta = obj["metadata"]
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = now_rfc3339(self.clock)
+        for f in ("deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion",
+                  "selfLink"):
+            meta.pop(f, None)
+        meta.pop("generation", None)
+        prepare_for_create(kind, obj)
+        hook = _AFTER_UID.get((kind.group, kind.kind))
+        if hook is not None:
+            hook(obj)
+
+    async def update(self, kind: Kind, namespace: str | None, name: str, obj: Obj,
+                     opts: WriteOptions | None = None, *, version: str = "",
+                     subresource: str = "") -> tuple[Cached, bool]:
+        """Replace an object (PUT). Returns (object, created)."""
+        opts = opts or WriteOptions()
+        version = version or kind.preferred_version
+        obj = self._check_target(kind, namespace, obj, version, name)
+        obj = managed.check_fields(kind, version, obj, opts)
+        new_in = self._in_storage_version(kind, obj, version)
+        apply_defaults(kind, new_in)
+        want_rv = new_in["metadata"].get("resourceVersion") or ""
+        return await self._write(kind, namespace, name, lambda _old: new_in, opts,
+                                 subresource=subresource, precondition_rv=want_rv,
+                                 version=version)
+
+    async def _write(self, kind: Kind, namespace: str | None, name: str,
+                     mutate: Callable[[Obj | None], Obj], opts: WriteOptions, *,
+                     subresource: str = "", precondition_rv: str = "", version: str = "",
+                     create_ok: bool | None = None) -> tuple[Cached, bool]:
+        """The guaranteed-update loop shared by update and patch."""
+        key = kind.key(namespace, name)
+        st = strategy_for(kind)
+        allow_create = st.allow_create_on_update if create_ok is None else create_ok
+        for _ in range(50):
+            current = await self.store.get(key)
+            if current is None:
+                if not allow_create or subresource:
+                    raise errors.not_found(kind.resource, name, kind.group)
+                new = mutate(None)
+                new["metadata"].pop("resourceVersion", None)
+                if precondition_rv:
+                    raise errors.not_found(kind.resource, name, kind.group)
+                created = await self.create(kind, namespace, new, opts,
+                                            version=kind.stored_version)
+                return created, True
+            old = _from_kv(current).obj
+            new = mutate(old)
+            new_rv = new["metadata"].get("resourceVersion") or ""
+            if precondition_rv and precondition_rv != str(current.mod_revision):
+                raise errors.stale_conflict(kind.resource, name, kind.group)
+            if new_rv and new_rv != str(current.mod_revision):
+                raise errors.stale_conflict(kind.resource, name, kind.group)
+            if subresource == "status":
+                new = prepare_for_status_update(kind, new, old)
+            new = self._prepare_update(kind, new, old, subresource)
+            if subresource == "status":
+                causes = validate_status_update(kind, new, old)
+            elif subresource == "binding":
+                causes = []  # the binding itself was checked by its handler
+            else:
+                causes = validate_update(kind, new, old)
+            self._raise_invalid(kind, new, causes)
+            managed.on_update(kind, old, new, opts, now_rfc3339(self.clock),
+                              subresource=subresource)
+            if self._finalized(new):
+                if opts.dry_run:
+                    return Cached(key, new, current.mod_revision), False
+                return await self._delete_now(kind, key, new, current.mod_revision), False
+            new["metadata"].pop("resourceVersion", None)
+            encoded = _encode(new)
+            if encoded == current.value:
+                return _from_kv(current), False
+            if opts.dry_run:
+                new["metadata"]["resourceVersion"] = str(current.mod_revision)
+                return Cached(key, new, current.mod_revision), False
+            try:
+                kv = await self.store.update(key, encoded,
+                                             expected_mod_revision=current.mod_revision)
+            except (RevisionMismatchError, KeyNotFoundError):
+                continue
+            return _from_kv(kv), False
+        raise errors.conflict(kind.resource, name, kind.group,
+                              "too many concurrent updates; please try again")
+
+    def _prepare_update(self, kind: Kind, new: Obj, old: Obj, subresource: str) -> Obj:
+        meta = new.setdefault("metadata", {})
+        old_meta = old["metadata"]
+        # System fields come from the stored object.
+        for f in ("creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
+                  "generation"):
+            if f in old_meta:
+                meta[f] = old_meta[f]
+            else:
+                meta.pop(f, None)
+        if not meta.get("uid"):
+            meta["uid"] = old_meta.get("uid")
+        meta.pop("selfLink", None)
+        if old_meta.get("deletionTimestamp"):
+            # A terminating object cannot gain finalizers (Kubernetes forbids additions).
+            pass
+        if subresource == "":
+            prepare_for_update(kind, new, old)
+        elif subresource == "status":
+            pass
+        return new
+
+    @staticmethod
+    def _finalized(obj: Obj) -> bool:
+        meta = obj["metadata"]
+        return bool(meta.get("deletionTimestamp")) and not meta.get("finalizers") and \
+            not (obj.get("kind") == "Namespace" and (obj.get("spec") or {}).get("finalizers")) \
+            and not (obj.get("kind") == "Pod" and meta.get("deletionGracePeriodSeconds"))
+
+    async def _delete_now(self, kind: Kind, key: str, last: Obj, expected: int) -> Cached:
+        try:
+            prev, rev = await self.store.delete(key, expected_mod_revision=expected)
+        except KeyNotFoundError:
+            raise errors.not_found(kind.resource, last["metadata"]["name"], kind.group) from None
+        except RevisionMismatchError:
+            raise errors.stale_conflict(kind.resource, last["metadata"]["name"],
+                                        kind.group) from None
+        log.debug("deleted %s", key)
+        return Cached(key, _from_kv(prev).obj, rev)
+
+    async def mutate(self, kind: Kind, namespace: str | None, name: str,
+                     fn: Callable[[Obj], Obj], opts: WriteOptions | None = None, *,
+                     subresource: str = "", version: str = "",
+                     create: Callable[[], Obj] | None = None) -> tuple[Cached, bool]:
+        """Read-modify-write with a function of the stored object (patches, scale, binding).
+
+        ``fn`` gets a private copy of the object in ``version`` and returns the new one
+        in that version. With ``create``, a missing object is created from ``create()``.
+        """
+        opts = opts or WriteOptions()
+        version = version or kind.preferred_version
+
+        def step(old: Obj | None) -> Obj:
+            if old is None:
+                assert create is not None
+                return create()
+            mine = conversion.from_storage(kind, copy.deepcopy(old), version)
+            out = fn(mine)
+            out = self._check_target(kind, namespace, out, version, name)
+            out = managed.check_fields(kind, version, out, opts)
+            out = self._in_storage_version(kind, out, version)
+            apply_defaults(kind, out)
+            return out
+
+        if create is not None:
+            key = kind.key(namespace, name)
+            if await self.store.get(key) is None:
+                obj = create()
+                return await self.create(kind, namespace, obj, opts, version=version), True
+        return await self._write(kind, namespace, name, step, opts, subresource=subresource,
+                                 version=version, create_ok=False)
+
+    # ----- delete ----------------------------------------------------------------
+
+    async def delete(self, kind: Kind, namespace: str | None, name: str,
+                     options: Obj | None = None, opts: WriteOptions | None = None,
+                     ) -> tuple[Cached, bool]:
+        """Delete (or start deleting) an object. Returns (object, gone_now)."""
+        options = options or {}
+        opts = opts or WriteOptions()
+        key = kind.key(namespace, name)
+        if kind.kind == "Namespace" and name in UNDELETABLE_NAMESPACES:
+            raise errors.forbidden(
+                f'namespaces "{name}" is forbidden: this namespace may not be deleted')
+        for _ in range(50):
+            current = await self.store.get(key)
+            if current is None:
+                raise errors.not_found(kind.resource, name, kind.group)
+            obj = _from_kv(current).obj
+            meta = obj["metadata"]
+            self._check_preconditions(kind, name, obj, options.get("preconditions") or {})
+            policy = options.get("propagationPolicy")
+            if policy is None and options.get("orphanDependents") is not None:
+                policy = "Orphan" if options["orphanDependents"] else "Background"
+            if policy not in (None, "Orphan", "Background", "Foreground"):
+                raise errors.invalid("DeleteOptions", "", [{
+                    "reason": "FieldValueNotSupported",
+                    "message": f'Unsupported value: "{policy}": supported values: '
+                               '"Foreground", "Background", "Orphan"',
+                    "field": "propagationPolicy"}])
+            grace = self._grace_period(kind, obj, options)
+            finalizers = list(meta.get("finalizers") or [])
+            if policy == "Orphan" and "orphan" not in finalizers:
+                finalizers.append("orphan")
+            elif policy == "Foreground" and "foregroundDeletion" not in finalizers:
+                finalizers.append("foregroundDeletion")
+            pending_ns = kind.kind == "Namespace"
+            graceful = grace is not None and grace > 0
+            if not finalizers and not pending_ns and not graceful:
+                if opts.dry_run:
+                    return Cached(key, obj, current.mod_revision), True
+                try:
+                    prev, rev = await self.store.delete(
+                        key, expected_mod_revision=current.mod_revision)
+                except (RevisionMismatchError, KeyNotFoundError):
+                    continue
+                return Cached(key, _from_kv(prev).obj, rev), True
+            # Graceful or finalized deletion: mark the object and keep it.
+            new = copy.deepcopy(obj)
+            nmeta = new["metadata"]
+            already = bool(nmeta.get("deletionTimestamp"))
+            if already and not graceful:
+                if finalizers == list(meta.get("finalizers") or []):
+                    return Cached(key, obj, current.mod_revision), False
+            nmeta["finalizers"] = finalizers
+            if not nmeta["finalizers"]:
+                nmeta.pop("finalizers")
+            if graceful:
+                assert grace is not None
+                old_grace = nmeta.get("deletionGracePeriodSeconds")
+                if already and old_grace is not None and old_grace <= grace:
+                    return Cached(key, obj, current.mod_revision), False
+                nmeta["deletionGracePeriodSeconds"] = grace
+                nmeta["deletionTimestamp"] = now_rfc3339(lambda: self.clock() + grace)
+            else:
+                if not already:
+                    nmeta["deletionTimestamp"] = now_rfc3339(self.clock)
+                nmeta["deletionGracePeriodSeconds"] = 0
+            if pending_ns:
+                new.setdefault("status", {})["phase"] = "Terminating"
+            nmeta.pop("resourceVersion", None)
+            if opts.dry_run:
+                return Cached(key, new, current.mod_revision), False
+            try:
+                kv = await self.store.update(key, _encode(new),
+                                             expected_mod_revision=current.mod_revision)
+            except (RevisionMismatchError, KeyNotFoundError):
+                continue
+            return _from_kv(kv), False
+        raise errors.conflict(kind.resource, name, kind.group,
+                              "too many concurrent updates; please try again")
+
+    def _check_preconditions(self, kind: Kind, name: str, obj: Obj, pre: Obj) -> None:
+        meta = obj["metadata"]
+        uid = pre.get("uid")
+        if uid and uid != meta.get("uid"):
+            raise errors.conflict(
+                kind.resource, name, kind.group,
+                f"Precondition failed: UID in precondition: {uid}, UID in object meta: "
+                f"{meta.get('uid')}")
+        rv = pre.get("resourceVersion")
+        if rv and rv != meta.get("resourceVersion"):
+            raise errors.conflict(
+                kind.resource, name, kind.group,
+                f"Precondition failed: ResourceVersion in precondition: {rv}, "
+                f"ResourceVersion in object meta: {meta.get('resourceVersion')}")
+
+    @staticmethod
+    def _grace_period(kind: Kind, obj: Obj, options: Obj) -> int | None:
+        """Seconds of graceful deletion, or None when the kind deletes at once."""
+        if kind.kind != "Pod":
+            return None
+        requested = options.get("gracePeriodSeconds")
+        spec = obj.get("spec") or {}
+        if requested is None:
+            requested = spec.get("terminationGracePeriodSeconds", 30)
+        requested = int(requested)
+        phase = (obj.get("status") or {}).get("phase")
+        if not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
+            return 0
+        return max(0, requested) if requested > 0 else 0
+
+
+def _job_after_uid(obj: Obj) -> None:
+    try:
+        from kubeling.api.defaults.batch import prepare_job_for_create
+    except ImportError:
+        return
+    prepare_job_for_create(obj, obj["metadata"]["uid"])
+
+
+_AFTER_UID: dict[tuple[str, str], Callable[[Obj], None]] = {
+    ("batch", "Job"): _job_after_uid,
+}
+
+
+def key_resource_prefix(key: str) -> str:
+    return resource_prefix(key)

@@ -1,0 +1,160 @@
+"""Per-kind behaviour of writes: what a create resets, what an update keeps.
+
+Kubernetes gives each resource a strategy (PrepareForCreate,
+PrepareForUpdate, AllowCreateOnUpdate, ...). Ours are data plus a few
+functions: status is owned by the status subresource, spec by the main
+resource; generation moves only when the spec does.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubeling.api.kinds import Kind
+
+Obj = dict[str, Any]
+
+# Top-level fields that are not "spec" for generation purposes.
+_NOT_SPEC = {"apiVersion", "kind", "metadata", "status"}
+
+
+@dataclass(frozen=True)
+class Strategy:
+    # The main resource's writes keep the old status; status writes keep the rest.
+    status_subresource: bool = False
+    allow_create_on_update: bool = False
+    # Fields (top level) owned by the status subresource.
+    status_fields: tuple[str, ...] = ("status",)
+    reset_on_create: Callable[[Obj], None] | None = None
+    # Whether a delete returns the object (True) or a Status (False).
+    return_deleted_object: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _pod_create(obj: Obj) -> None:
+    spec = obj.get("spec") or {}
+    status: Obj = {"phase": "Pending", "qosClass": qos_class(spec)}
+    obj["status"] = status
+
+
+def _namespace_create(obj: Obj) -> None:
+    obj["status"] = {"phase": "Active"}
+    spec = obj.setdefault("spec", {})
+    fins = spec.get("finalizers") or []
+    if "kubernetes" not in fins:
+        fins = [*fins, "kubernetes"]
+    spec["finalizers"] = fins
+
+
+def _clear_status(obj: Obj) -> None:
+    obj.pop("status", None)
+
+
+def _pvc_create(obj: Obj) -> None:
+    obj["status"] = {"phase": "Pending"}
+
+
+def _pv_create(obj: Obj) -> None:
+    obj["status"] = {"phase": "Pending"}
+
+
+def _deployment_like(obj: Obj) -> None:
+    obj["status"] = {}
+
+
+STRATEGIES: dict[tuple[str, str], Strategy] = {
+    ("", "Pod"): Strategy(True, reset_on_create=_pod_create, return_deleted_object=True),
+    ("", "Namespace"): Strategy(True, reset_on_create=_namespace_create,
+                                return_deleted_object=True),
+    ("", "Node"): Strategy(True),
+    ("", "Service"): Strategy(True, reset_on_create=_clear_status),
+    ("", "Endpoints"): Strategy(allow_create_on_update=True),
+    ("", "Event"): Strategy(allow_create_on_update=True),
+    ("", "ReplicationController"): Strategy(True, reset_on_create=_clear_status),
+    ("", "PersistentVolume"): Strategy(True, reset_on_create=_pv_create),
+    ("", "PersistentVolumeClaim"): Strategy(True, reset_on_create=_pvc_create),
+    ("", "ResourceQuota"): Strategy(True, reset_on_create=_clear_status),
+    ("apps", "Deployment"): Strategy(True, reset_on_create=_deployment_like),
+    ("apps", "ReplicaSet"): Strategy(True, reset_on_create=_deployment_like),
+    ("apps", "StatefulSet"): Strategy(True, reset_on_create=_deployment_like),
+    ("apps", "DaemonSet"): Strategy(True, reset_on_create=_deployment_like),
+    ("autoscaling", "HorizontalPodAutoscaler"): Strategy(True, reset_on_create=_clear_status),
+    ("batch", "Job"): Strategy(True, reset_on_create=_clear_status),
+    ("batch", "CronJob"): Strategy(True, reset_on_create=_clear_status),
+    ("coordination.k8s.io", "Lease"): Strategy(allow_create_on_update=True),
+    ("discovery.k8s.io", "EndpointSlice"): Strategy(allow_create_on_update=True),
+    ("events.k8s.io", "Event"): Strategy(allow_create_on_update=True),
+}
+
+_DEFAULT = Strategy()
+
+
+def strategy_for(kind: Kind) -> Strategy:
+    return STRATEGIES.get((kind.group, kind.kind), _DEFAULT)
+
+
+def spec_of(obj: Obj) -> Obj:
+    return {k: v for k, v in obj.items() if k not in _NOT_SPEC}
+
+
+def prepare_for_update(kind: Kind, new: Obj, old: Obj) -> None:
+    """A write to the main resource: keep the old status, move generation if spec moved."""
+    st = strategy_for(kind)
+    if st.status_subresource:
+        for f in st.status_fields:
+            if f in old:
+                new[f] = copy.deepcopy(old[f])
+            else:
+                new.pop(f, None)
+    if kind.has_generation:
+        gen = int((old.get("metadata") or {}).get("generation") or 1)
+        if spec_of(new) != spec_of(old):
+            gen += 1
+        new["metadata"]["generation"] = gen
+
+
+def prepare_for_status_update(kind: Kind, new: Obj, old: Obj) -> Obj:
+    """A write to the status subresource: only status (and a few metadata fields) change."""
+    st = strategy_for(kind)
+    out = copy.deepcopy(old)
+    for f in st.status_fields:
+        if f in new:
+            out[f] = new[f]
+        else:
+            out.pop(f, None)
+    # Kubernetes lets status writers change labels? No: metadata stays; only
+    # managedFields/resourceVersion travel with the request.
+    out["metadata"]["resourceVersion"] = (new.get("metadata") or {}).get("resourceVersion")
+    return out
+
+
+def prepare_for_create(kind: Kind, obj: Obj) -> None:
+    st = strategy_for(kind)
+    if st.reset_on_create is not None:
+        st.reset_on_create(obj)
+    if kind.has_generation:
+        obj["metadata"]["generation"] = 1
+
+
+def qos_class(spec: Obj) -> str:
+    """Guaranteed, Burstable or BestEffort, from the containers' requests and limits."""
+    containers = list(spec.get("initContainers") or []) + list(spec.get("containers") or [])
+    any_set = False
+    guaranteed = True
+    for c in containers:
+        res = c.get("resources") or {}
+        req = res.get("requests") or {}
+        lim = res.get("limits") or {}
+        if req or lim:
+            any_set = True
+        for r in ("cpu", "memory"):
+            if r not in lim:
+                guaranteed = False
+            elif r in req and str(req[r]) != str(lim[r]):
+                guaranteed = False
+    if not any_set:
+        return "BestEffort"
+    return "Guaranteed" if guaranteed else "Burstable"

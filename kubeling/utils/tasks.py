@@ -1,0 +1,42 @@
+"""Guarded background tasks: named, crash-logged, and cancelled on shutdown.
+
+No component creates a bare ``asyncio.create_task``: a task that dies
+silently is a component that stopped working without a word.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+log = logging.getLogger("kubeling.tasks")
+
+_TASKS: set[asyncio.Task[Any]] = set()
+
+
+def spawn(coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
+    """Start ``coro`` as a task called ``name``; log it if it crashes."""
+    task = asyncio.create_task(coro, name=name)
+    _TASKS.add(task)
+    task.add_done_callback(_done)
+    return task
+
+
+def _done(task: asyncio.Task[Any]) -> None:
+    _TASKS.discard(task)
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        log.error("task %s crashed: %r", task.get_name(), exc, exc_info=exc)
+
+
+async def cancel_all(timeout: float = 5.0) -> None:
+    """Cancel every guarded task still running and wait for them to finish."""
+    tasks = [t for t in _TASKS if not t.done()]
+    for t in tasks:
+        t.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=timeout)
