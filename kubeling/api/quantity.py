@@ -30,7 +30,7 @@ _DEC_SUFFIX = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12
                "E": 18}
 _DEC_BY_EXP = {v: k for k, v in _DEC_SUFFIX.items()}
 _BIN_SUFFIX = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
-_BIN_BY_EXP = {v: k for k, v in _BIN_SUFFIX.items()}
+_BIN_BY_EXP = {0: "", **{v: k for k, v in _BIN_SUFFIX.items()}}
 
 
 def _split(text: str) -> tuple[bool, str, str, str, str]:
