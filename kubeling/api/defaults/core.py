@@ -9,6 +9,7 @@ Every function edits the object in place and only fills what is missing.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from kubeling.api.defaults import defaulter
@@ -250,6 +251,11 @@ def default_service(svc: Obj) -> None:
         if port.get("targetPort") in (None, 0, ""):
             port["targetPort"] = port.get("port")
     kind = spec["type"]
+    if kind != "ExternalName":
+        if spec.get("clusterIP") and not spec.get("clusterIPs"):
+            spec["clusterIPs"] = [spec["clusterIP"]]
+        elif spec.get("clusterIPs") and not spec.get("clusterIP"):
+            spec["clusterIP"] = spec["clusterIPs"][0]
     if kind in ("NodePort", "LoadBalancer"):
         _set(spec, "externalTrafficPolicy", "Cluster")
     if kind == "LoadBalancer" and spec.get("allocateLoadBalancerNodePorts") is None:
@@ -265,6 +271,13 @@ def default_service(svc: Obj) -> None:
 @defaulter("", "Secret")
 def default_secret(secret: Obj) -> None:
     _set(secret, "type", "Opaque")
+    string_data = secret.pop("stringData", None)
+    if isinstance(string_data, dict) and string_data:
+        data = secret.get("data")
+        if not isinstance(data, dict):
+            data = secret["data"] = {}
+        for key, value in string_data.items():
+            data[key] = base64.b64encode(str(value).encode()).decode()
 
 
 @defaulter("", "Endpoints")

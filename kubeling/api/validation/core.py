@@ -8,14 +8,18 @@ bad manifest fails with the same lines a user would see on a real cluster.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import orjson
+
 from kubeling.api import field, names
 from kubeling.api.errors import Cause
 from kubeling.api.validation import meta as metav
-from kubeling.api.validation import on_create, on_update
+from kubeling.api.validation import on_create, on_status_update, on_update
 
 Obj = dict[str, Any]
 MAX_INT32 = 2**31 - 1
@@ -1031,4 +1035,919 @@ def validate_pod_update(new: Obj, old: Obj) -> list[Cause]:
     causes = validate_pod_spec(spec, "spec")
     causes.extend(_pod_only(spec))
     causes.extend(validate_pod_spec_update(spec, old.get("spec") or {}, "spec"))
+    return causes
+
+
+@on_status_update("", "Pod")
+def validate_pod_status_update(new: Obj, old: Obj) -> list[Cause]:
+    causes: list[Cause] = []
+    status = new.get("status") or {}
+    if (new.get("spec") or {}).get("nodeName") != (old.get("spec") or {}).get("nodeName"):
+        causes.append(field.immutable("spec.nodeName", (new.get("spec") or {}).get("nodeName")))
+    for key in ("containerStatuses", "initContainerStatuses"):
+        for i, st in enumerate(status.get(key) or []):
+            for count in ("restartCount",):
+                causes.extend(nonnegative(st.get(count), f"status.{key}[{i}].{count}"))
+    for i, entry in enumerate(status.get("podIPs") or []):
+        ip = entry.get("ip") or ""
+        causes.extend(_invalids(f"status.podIPs[{i}].ip", ip, names.is_valid_ip(ip)))
+    return causes
+
+
+# -- Namespace, Node -------------------------------------------------------------------------
+
+@on_create("", "Namespace")
+def validate_namespace(ns: Obj) -> list[Cause]:
+    causes: list[Cause] = []
+    for name in (ns.get("spec") or {}).get("finalizers") or []:
+        causes.extend(_invalids("spec.finalizers", name, names.is_qualified_name(name)))
+        if "/" not in name and name != "kubernetes":
+            causes.append(field.invalid("spec.finalizers", name, "name is neither a standard "
+                                                                 "finalizer name nor is it fully "
+                                                                 "qualified"))
+    return causes
+
+
+@on_update("", "Namespace")
+def validate_namespace_update(new: Obj, old: Obj) -> list[Cause]:
+    return []
+
+
+def _taints(taints: Any, path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    seen: set[tuple[str, str]] = set()
+    for i, taint in enumerate(taints or []):
+        at = f"{path}[{i}]"
+        key = taint.get("key") or ""
+        causes.extend(metav.validate_label_name(key, f"{at}.key"))
+        value = taint.get("value") or ""
+        msgs = names.is_valid_label_value(value)
+        if msgs:
+            causes.append(field.invalid(f"{at}.value", value, ";".join(msgs)))
+        effect = taint.get("effect") or ""
+        causes.extend(_enum(effect, f"{at}.effect", _TAINT_EFFECTS))
+        if (key, effect) in seen:
+            dup = field.duplicate(at, taint)
+            dup["message"] += ": taints must be unique by key and effect pair"
+            causes.append(dup)
+        seen.add((key, effect))
+    return causes
+
+
+def _node_resources(node: Obj) -> list[Cause]:
+    causes: list[Cause] = []
+    status = node.get("status") or {}
+    for section in ("capacity", "allocatable"):
+        for name, value in (status.get(section) or {}).items():
+            at = f"status.{section}.{name}"
+            causes.extend(metav.validate_label_name(name, at))
+            causes.extend(quantity_value(name, value, at))
+    return causes
+
+
+@on_create("", "Node")
+def validate_node(node: Obj) -> list[Cause]:
+    spec = node.get("spec") or {}
+    causes = _taints(spec.get("taints"), "metadata.taints")
+    causes.extend(_node_resources(node))
+    cidrs = spec.get("podCIDRs") or []
+    for i, cidr in enumerate(cidrs):
+        causes.extend(_invalids(f"spec.podCIDRs[{i}]", cidr, names.is_valid_cidr(cidr)))
+    if len(cidrs) > 2:
+        causes.append(field.invalid("spec.podCIDRs", spec,
+                                    "may specify no more than one CIDR for each IP family"))
+    return causes
+
+
+@on_update("", "Node")
+def validate_node_update(new: Obj, old: Obj) -> list[Cause]:
+    causes = validate_node(new)
+    spec, old_spec = new.get("spec") or {}, old.get("spec") or {}
+    seen: list[Any] = []
+    for i, addr in enumerate((new.get("status") or {}).get("addresses") or []):
+        if addr in seen:
+            causes.append(field.duplicate(f"status.addresses[{i}]", addr))
+        seen.append(addr)
+    cidr_msg = 'node updates may not change podCIDR except from "" to valid'
+    if old_spec.get("podCIDRs") and old_spec.get("podCIDRs") != spec.get("podCIDRs"):
+        causes.append(field.forbidden("spec.podCIDRs", cidr_msg))
+    if old_spec.get("providerID") and old_spec.get("providerID") != spec.get("providerID"):
+        causes.append(field.forbidden("spec.providerID", 'node updates may not change '
+                                                         'providerID except from "" to valid'))
+    free = {"unschedulable", "taints", "configSource", "podCIDR", "podCIDRs", "providerID"}
+    if {k: v for k, v in spec.items() if k not in free} != {
+            k: v for k, v in old_spec.items() if k not in free}:
+        causes.append(field.forbidden("", "node updates may only change labels, taints, or "
+                                          "capacity (or configSource, if the "
+                                          "DynamicKubeletConfig feature gate is enabled)"))
+    return causes
+
+
+@on_status_update("", "Node")
+def validate_node_status_update(new: Obj, old: Obj) -> list[Cause]:
+    return _node_resources(new)
+
+
+# -- Service, Endpoints ----------------------------------------------------------------------
+
+_SERVICE_TYPES = ("ClusterIP", "ExternalName", "LoadBalancer", "NodePort")
+_IP_FAMILY_POLICIES = ("PreferDualStack", "RequireDualStack", "SingleStack")
+_IP_FAMILIES = ("IPv4", "IPv6")
+_TRAFFIC_POLICIES = ("Cluster", "Local")
+NODE_PORT_RANGE = (30000, 32767)
+MAX_CLIENT_IP_AFFINITY_SECONDS = 86400
+
+
+def _is_headless(spec: Obj) -> bool:
+    return spec.get("clusterIP") == "None"
+
+
+def _service_port(port: Obj, require_name: bool, seen: set[str], path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    name = port.get("name") or ""
+    if require_name and not name:
+        causes.append(field.required(f"{path}.name"))
+    elif name:
+        causes.extend(dns1123_label(name, f"{path}.name"))
+        if name in seen:
+            causes.append(field.duplicate(f"{path}.name", name))
+        seen.add(name)
+    number = port.get("port") or 0
+    causes.extend(_invalids(f"{path}.port", number, names.is_valid_port_num(number)))
+    protocol = port.get("protocol") or ""
+    if not protocol:
+        causes.append(field.required(f"{path}.protocol"))
+    elif protocol not in _PROTOCOLS:
+        causes.append(field.not_supported(f"{path}.protocol", protocol, _PROTOCOLS))
+    causes.extend(port_num_or_name(port.get("targetPort"), f"{path}.targetPort"))
+    return causes
+
+
+def _cluster_ips(spec: Obj) -> list[Cause]:
+    causes: list[Cause] = []
+    cluster_ip = spec.get("clusterIP") or ""
+    ips = spec.get("clusterIPs") or []
+    if cluster_ip:
+        if not ips:
+            causes.append(field.required("spec.clusterIPs"))
+        elif ips[0] != cluster_ip:
+            causes.append(field.invalid("spec.clusterIPs", ips, "first value must match "
+                                                                "`clusterIP`"))
+    elif ips:
+        causes.append(field.invalid("spec.clusterIPs", ips,
+                                    "must be empty when `clusterIP` is not specified"))
+    families = spec.get("ipFamilies") or []
+    for i, family in enumerate(families):
+        if family not in _IP_FAMILIES:
+            causes.append(field.not_supported(f"spec.ipFamilies[{i}]", family, _IP_FAMILIES))
+        if family in families[:i]:
+            causes.append(field.duplicate(f"spec.ipFamilies[{i}]", family))
+    policy = spec.get("ipFamilyPolicy")
+    if policy is not None and policy not in _IP_FAMILY_POLICIES:
+        causes.append(field.not_supported("spec.ipFamilyPolicy", policy, _IP_FAMILY_POLICIES))
+    bad = False
+    for i, ip in enumerate(ips):
+        if i == 0 and ip == "None":
+            if len(ips) > 1:
+                bad = True
+                causes.append(field.invalid("spec.clusterIPs", ips,
+                                            "'None' must be the first and only value"))
+            continue
+        msgs = names.is_valid_ip(ip)
+        bad = bad or bool(msgs)
+        causes.extend(_invalids(f"spec.clusterIPs[{i}]", ip, msgs))
+    if len(ips) > 2:
+        causes.append(field.invalid("spec.clusterIPs", ips, "may only hold up to 2 values"))
+    if bad:
+        return causes
+    if len(ips) == 2 and (":" in ips[0]) == (":" in ips[1]):
+        causes.append(field.invalid("spec.clusterIPs", ips,
+                                    "may specify no more than one IP for each IP family"))
+    if not _is_headless(spec):
+        for i, (ip, family) in enumerate(zip(ips, families, strict=False)):
+            want_v6 = family == "IPv6"
+            if (":" in ip) != want_v6:
+                causes.append(field.invalid(
+                    f"spec.clusterIPs[{i}]", ip,
+                    f"expected an {family} value as indicated by `ipFamilies[{i}]`"))
+    return causes
+
+
+@on_create("", "Service")
+def validate_service(svc: Obj) -> list[Cause]:
+    spec = svc.get("spec") or {}
+    causes: list[Cause] = []
+    kind = spec.get("type") or ""
+    ports = spec.get("ports") or []
+    if not ports and not _is_headless(spec) and kind != "ExternalName":
+        causes.append(field.required("spec.ports"))
+    if kind == "ExternalName":
+        if spec.get("clusterIPs"):
+            causes.append(field.forbidden("spec.clusterIPs",
+                                          "may not be set for ExternalName services"))
+        if spec.get("ipFamilies"):
+            causes.append(field.forbidden("spec.ipFamilies",
+                                          "may not be set for ExternalName services"))
+        if spec.get("ipFamilyPolicy") is not None:
+            causes.append(field.forbidden("spec.ipFamilyPolicy",
+                                          "may not be set for ExternalName services"))
+        cname = (spec.get("externalName") or "").removesuffix(".")
+        if cname:
+            causes.extend(dns1123_subdomain(cname, "spec.externalName"))
+        else:
+            causes.append(field.required("spec.externalName"))
+    seen: set[str] = set()
+    for i, port in enumerate(ports):
+        causes.extend(_service_port(port, len(ports) > 1, seen, f"spec.ports[{i}]"))
+    if spec.get("selector") is not None:
+        causes.extend(metav.validate_labels(spec["selector"], "spec.selector"))
+    affinity = spec.get("sessionAffinity") or ""
+    if not affinity:
+        causes.append(field.required("spec.sessionAffinity"))
+    elif affinity not in ("ClientIP", "None"):
+        causes.append(field.not_supported("spec.sessionAffinity", affinity, ("ClientIP", "None")))
+    config = spec.get("sessionAffinityConfig")
+    if affinity == "ClientIP":
+        timeout = ((config or {}).get("clientIP") or {}).get("timeoutSeconds")
+        if timeout is None or not 0 < timeout <= MAX_CLIENT_IP_AFFINITY_SECONDS:
+            causes.append(field.invalid(
+                "spec.sessionAffinityConfig.clientIP.timeoutSeconds", timeout,
+                f"must be greater than 0 and less than {MAX_CLIENT_IP_AFFINITY_SECONDS}"))
+    elif affinity == "None" and config is not None:
+        causes.append(field.invalid("spec.sessionAffinityConfig", config,
+                                    "must not be set when session affinity is None"))
+    if kind != "ExternalName":
+        causes.extend(_cluster_ips(spec))
+    for i, ip in enumerate(spec.get("externalIPs") or []):
+        causes.extend(_invalids(f"spec.externalIPs[{i}]", ip, names.is_valid_ip(ip)))
+    if not kind:
+        causes.append(field.required("spec.type"))
+    elif kind not in _SERVICE_TYPES:
+        causes.append(field.not_supported("spec.type", kind, _SERVICE_TYPES))
+    if kind in ("LoadBalancer", "NodePort") and _is_headless(spec):
+        causes.append(field.invalid("spec.clusterIPs[0]", "None",
+                                    f"may not be set to 'None' for {kind} services"))
+    node_ports: set[tuple[str, int]] = set()
+    pairs: set[tuple[str, int]] = set()
+    lo, hi = NODE_PORT_RANGE
+    for i, port in enumerate(ports):
+        node_port = port.get("nodePort") or 0
+        protocol = port.get("protocol") or ""
+        if node_port:
+            if kind == "ClusterIP":
+                causes.append(field.forbidden(f"spec.ports[{i}].nodePort",
+                                              "may not be used when `type` is 'ClusterIP'"))
+            elif not lo <= node_port <= hi:
+                causes.append(field.invalid(
+                    f"spec.ports[{i}].nodePort", node_port,
+                    f"provided port is not in the valid range. The range of valid ports is "
+                    f"{lo}-{hi}"))
+            if (protocol, node_port) in node_ports:
+                causes.append(field.duplicate(f"spec.ports[{i}].nodePort", node_port))
+            node_ports.add((protocol, node_port))
+        key = (protocol, port.get("port") or 0)
+        if key in pairs:
+            causes.append(field.duplicate(f"spec.ports[{i}]",
+                                          {"port": key[1], "protocol": key[0]}))
+        pairs.add(key)
+    external_policy = spec.get("externalTrafficPolicy") or ""
+    if kind in ("LoadBalancer", "NodePort"):
+        causes.extend(_enum(external_policy, "spec.externalTrafficPolicy", _TRAFFIC_POLICIES))
+    elif external_policy:
+        causes.append(field.invalid("spec.externalTrafficPolicy", external_policy,
+                                    "may only be set for externally-accessible services"))
+    internal_policy = spec.get("internalTrafficPolicy")
+    if internal_policy is None:
+        if kind != "ExternalName":
+            causes.append(field.required("spec.internalTrafficPolicy"))
+    elif internal_policy not in _TRAFFIC_POLICIES:
+        causes.append(field.not_supported("spec.internalTrafficPolicy", internal_policy,
+                                          _TRAFFIC_POLICIES))
+    return causes
+
+
+@on_update("", "Service")
+def validate_service_update(new: Obj, old: Obj) -> list[Cause]:
+    causes: list[Cause] = []
+    spec, old_spec = new.get("spec") or {}, old.get("spec") or {}
+    external = "ExternalName" in (spec.get("type"), old_spec.get("type"))
+    old_ips, ips = old_spec.get("clusterIPs") or [], spec.get("clusterIPs") or []
+    if not external and old_ips and (not ips or ips[0] != old_ips[0]):
+        causes.append(field.invalid("spec.clusterIPs[0]", ips[0] if ips else "",
+                                    "may not change once set"))
+    old_families, families = old_spec.get("ipFamilies") or [], spec.get("ipFamilies") or []
+    if not external and old_families and families and families[0] != old_families[0]:
+        causes.append(field.invalid("spec.ipFamilies[0]", families[0],
+                                    "may not change once set"))
+    causes.extend(validate_service(new))
+    return causes
+
+
+@on_status_update("", "Service")
+def validate_service_status_update(new: Obj, old: Obj) -> list[Cause]:
+    causes: list[Cause] = []
+    ingress = ((new.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    for i, entry in enumerate(ingress):
+        ip = entry.get("ip") or ""
+        if ip:
+            causes.extend(_invalids(f"status.loadBalancer.ingress[{i}].ip", ip,
+                                    names.is_valid_ip(ip)))
+        hostname = entry.get("hostname") or ""
+        if hostname:
+            causes.extend(dns1123_subdomain(hostname,
+                                            f"status.loadBalancer.ingress[{i}].hostname"))
+    return causes
+
+
+def non_special_ip(ip: str, path: str) -> list[Cause]:
+    parsed = names.parse_ip(ip)
+    if parsed is None:
+        return []
+    if parsed.is_unspecified:
+        return [field.invalid(path, ip, "may not be unspecified (0.0.0.0)")]
+    if parsed.is_loopback:
+        return [field.invalid(path, ip, "may not be in the loopback range (127.0.0.0/8, "
+                                        "::1/128)")]
+    if parsed.is_link_local:
+        return [field.invalid(path, ip, "may not be in the link-local range (169.254.0.0/16, "
+                                        "fe80::/10)")]
+    text = str(parsed)
+    if text.startswith("224.0.0.") or text.startswith("ff02:"):
+        return [field.invalid(path, ip, "may not be in the link-local multicast range "
+                                        "(224.0.0.0/24, ff02::/10)")]
+    return []
+
+
+def _endpoint_address(addr: Obj, path: str) -> list[Cause]:
+    ip = addr.get("ip") or ""
+    causes = _invalids(f"{path}.ip", ip, names.is_valid_ip(ip))
+    if addr.get("hostname"):
+        causes.extend(dns1123_label(addr["hostname"], f"{path}.hostname"))
+    if addr.get("nodeName"):
+        causes.extend(dns1123_subdomain(addr["nodeName"], f"{path}.nodeName"))
+    causes.extend(non_special_ip(ip, f"{path}.ip"))
+    return causes
+
+
+@on_create("", "Endpoints")
+def validate_endpoints(ep: Obj) -> list[Cause]:
+    causes: list[Cause] = []
+    for i, subset in enumerate(ep.get("subsets") or []):
+        at = f"subsets[{i}]"
+        addresses = subset.get("addresses") or []
+        not_ready = subset.get("notReadyAddresses") or []
+        if not addresses and not not_ready:
+            causes.append(field.required(at, "must specify `addresses` or `notReadyAddresses`"))
+        for j, addr in enumerate(addresses):
+            causes.extend(_endpoint_address(addr, f"{at}.addresses[{j}]"))
+        for j, addr in enumerate(not_ready):
+            causes.extend(_endpoint_address(addr, f"{at}.notReadyAddresses[{j}]"))
+        ports = subset.get("ports") or []
+        for j, port in enumerate(ports):
+            port_at = f"{at}.ports[{j}]"
+            name = port.get("name") or ""
+            if len(ports) > 1 and not name:
+                causes.append(field.required(f"{port_at}.name"))
+            elif name:
+                causes.extend(dns1123_label(name, f"{port_at}.name"))
+            number = port.get("port") or 0
+            causes.extend(_invalids(f"{port_at}.port", number, names.is_valid_port_num(number)))
+            causes.extend(_enum(port.get("protocol"), f"{port_at}.protocol", _PROTOCOLS))
+    return causes
+
+
+# -- ConfigMap, Secret, ServiceAccount, Event ------------------------------------------------
+
+MAX_SECRET_SIZE = 1024 * 1024
+_IMMUTABLE_MSG = "field is immutable when `immutable` is set"
+
+
+def _decoded_len(value: Any, path: str, causes: list[Cause]) -> int:
+    if not isinstance(value, str):
+        causes.append(field.invalid(path, "<secret contents redacted>", "must be a base64 string"))
+        return 0
+    try:
+        return len(base64.b64decode(value, validate=True))
+    except (binascii.Error, ValueError):
+        bad = next((i for i, ch in enumerate(value)
+                    if not (ch.isalnum() or ch in "+/=")), len(value))
+        causes.append(field.invalid(path, "<secret contents redacted>",
+                                    f"illegal base64 data at input byte {bad}"))
+        return 0
+
+
+@on_create("", "ConfigMap")
+def validate_config_map(cm: Obj) -> list[Cause]:
+    causes: list[Cause] = []
+    data = cm.get("data") or {}
+    binary = cm.get("binaryData") or {}
+    total = 0
+    for key, value in data.items():
+        causes.extend(_invalids(f"data[{key}]", key, names.is_config_map_key(key)))
+        if key in binary:
+            causes.append(field.invalid(f"data[{key}]", key,
+                                        "duplicate of key present in binaryData"))
+        total += len(str(value).encode())
+    for key, value in binary.items():
+        causes.extend(_invalids(f"binaryData[{key}]", key, names.is_config_map_key(key)))
+        total += _decoded_len(value, f"binaryData[{key}]", causes)
+    if total > MAX_SECRET_SIZE:
+        causes.append(field.too_long("", MAX_SECRET_SIZE))
+    return causes
+
+
+def _immutable_data(new: Obj, old: Obj, keys: tuple[str, ...]) -> list[Cause]:
+    causes: list[Cause] = []
+    if not old.get("immutable"):
+        return causes
+    if not new.get("immutable"):
+        causes.append(field.forbidden("immutable", _IMMUTABLE_MSG))
+    for key in keys:
+        if (new.get(key) or {}) != (old.get(key) or {}):
+            causes.append(field.forbidden(key, _IMMUTABLE_MSG))
+    return causes
+
+
+@on_update("", "ConfigMap")
+def validate_config_map_update(new: Obj, old: Obj) -> list[Cause]:
+    causes = _immutable_data(new, old, ("data", "binaryData"))
+    causes.extend(validate_config_map(new))
+    return causes
+
+
+_SA_NAME_KEY = "kubernetes.io/service-account.name"
+
+
+@on_create("", "Secret")
+def validate_secret(secret: Obj) -> list[Cause]:
+    causes: list[Cause] = []
+    data = secret.get("data") or {}
+    total = 0
+    for key, value in data.items():
+        causes.extend(_invalids(f"data[{key}]", key, names.is_config_map_key(key)))
+        total += _decoded_len(value, f"data[{key}]", causes)
+    if total > MAX_SECRET_SIZE:
+        causes.append(field.too_long("data", MAX_SECRET_SIZE))
+    kind = secret.get("type") or ""
+    annotations = (secret.get("metadata") or {}).get("annotations") or {}
+    if kind == "kubernetes.io/service-account-token":
+        if not annotations.get(_SA_NAME_KEY):
+            causes.append(field.required(f"metadata.annotations[{_SA_NAME_KEY}]"))
+    elif kind in ("kubernetes.io/dockercfg", "kubernetes.io/dockerconfigjson"):
+        key = ".dockercfg" if kind.endswith("dockercfg") else ".dockerconfigjson"
+        if key not in data:
+            causes.append(field.required(f"data[{key}]"))
+        else:
+            causes.extend(_json_object(data[key], f"data[{key}]"))
+    elif kind == "kubernetes.io/basic-auth":
+        if "username" not in data and "password" not in data:
+            causes.append(field.required("data[username]"))
+            causes.append(field.required("data[password]"))
+    elif kind == "kubernetes.io/ssh-auth":
+        if not data.get("ssh-privatekey"):
+            causes.append(field.required("data[ssh-privatekey]"))
+    elif kind == "kubernetes.io/tls":
+        for key in ("tls.crt", "tls.key"):
+            if key not in data:
+                causes.append(field.required(f"data[{key}]"))
+    return causes
+
+
+def _json_object(value: Any, path: str) -> list[Cause]:
+    try:
+        parsed = orjson.loads(base64.b64decode(value or ""))
+    except (binascii.Error, ValueError, orjson.JSONDecodeError) as exc:
+        return [field.invalid(path, "<secret contents redacted>", str(exc))]
+    if not isinstance(parsed, dict):
+        return [field.invalid(path, "<secret contents redacted>",
+                              "json: cannot unmarshal into Go value of type "
+                              "map[string]interface {}")]
+    return []
+
+
+@on_update("", "Secret")
+def validate_secret_update(new: Obj, old: Obj) -> list[Cause]:
+    causes: list[Cause] = []
+    if (new.get("type") or "") != (old.get("type") or ""):
+        causes.append(field.immutable("type", new.get("type") or ""))
+    causes.extend(_immutable_data(new, old, ("data",)))
+    causes.extend(validate_secret(new))
+    return causes
+
+
+@on_create("", "ServiceAccount")
+def validate_service_account(sa: Obj) -> list[Cause]:
+    causes: list[Cause] = []
+    for i, ref in enumerate(sa.get("imagePullSecrets") or []):
+        name = ref.get("name") or ""
+        if name:
+            causes.extend(dns1123_subdomain(name, f"imagePullSecrets[{i}].name"))
+    return causes
+
+
+@on_create("", "Event")
+def validate_event(ev: Obj) -> list[Cause]:
+    causes: list[Cause] = []
+    namespace = (ev.get("metadata") or {}).get("namespace") or ""
+    involved = ev.get("involvedObject") or {}
+    involved_ns = involved.get("namespace") or ""
+    if involved_ns:
+        mismatch = namespace != involved_ns
+    else:
+        mismatch = namespace not in ("", "default")
+    if mismatch:
+        causes.append(field.invalid("involvedObject.namespace", involved_ns,
+                                    "does not match event.namespace"))
+    if ev.get("eventTime"):
+        controller = ev.get("reportingComponent") or ""
+        if not controller:
+            causes.append(field.required("reportingComponent"))
+        causes.extend(_invalids("reportingComponent", controller,
+                                names.is_qualified_name(controller)))
+        for key in ("reportingInstance", "action", "reason", "type"):
+            if not ev.get(key):
+                causes.append(field.required(key))
+    kind = ev.get("type") or ""
+    if kind and kind not in ("Normal", "Warning") and ev.get("eventTime"):
+        causes.append(field.invalid("type", kind, "has invalid value: " + kind))
+    return causes
+
+
+# -- ReplicationController -------------------------------------------------------------------
+
+@on_create("", "ReplicationController")
+def validate_replication_controller(rc: Obj) -> list[Cause]:
+    spec = rc.get("spec") or {}
+    causes = nonnegative(spec.get("minReadySeconds"), "spec.minReadySeconds")
+    selector = spec.get("selector") or {}
+    if not selector:
+        causes.append(field.required("spec.selector"))
+    else:
+        causes.extend(metav.validate_labels(selector, "spec.selector"))
+    causes.extend(nonnegative(spec.get("replicas"), "spec.replicas"))
+    tmpl = spec.get("template")
+    if tmpl is None:
+        causes.append(field.required("spec.template"))
+        return causes
+    labels = (tmpl.get("metadata") or {}).get("labels") or {}
+    if selector and not metav.validate_label_selector_matches(selector, labels):
+        causes.append(field.invalid("spec.template.metadata.labels", labels,
+                                    "`selector` does not match template `labels`"))
+    causes.extend(validate_pod_template_spec(tmpl, "spec.template"))
+    tspec = tmpl.get("spec") or {}
+    if tspec.get("restartPolicy") != "Always":
+        causes.append(field.not_supported("spec.template.spec.restartPolicy",
+                                          tspec.get("restartPolicy") or "", ["Always"]))
+    if tspec.get("activeDeadlineSeconds") is not None:
+        causes.append(field.forbidden("spec.template.spec.activeDeadlineSeconds",
+                                      "activeDeadlineSeconds in ReplicationController is not "
+                                      "Supported"))
+    return causes
+
+
+@on_status_update("", "ReplicationController")
+def validate_replication_controller_status(new: Obj, old: Obj) -> list[Cause]:
+    status = new.get("status") or {}
+    causes: list[Cause] = []
+    for key in ("replicas", "fullyLabeledReplicas", "readyReplicas", "availableReplicas",
+                "observedGeneration"):
+        causes.extend(nonnegative(status.get(key), f"status.{key}"))
+    replicas = status.get("replicas") or 0
+    ready = status.get("readyReplicas") or 0
+    for key in ("fullyLabeledReplicas", "readyReplicas", "availableReplicas"):
+        value = status.get(key) or 0
+        if value > replicas:
+            causes.append(field.invalid(f"status.{key}", value,
+                                        "cannot be greater than status.replicas"))
+    available = status.get("availableReplicas") or 0
+    if available > ready:
+        causes.append(field.invalid("status.availableReplicas", available,
+                                    "cannot be greater than readyReplicas"))
+    return causes
+
+
+# -- PersistentVolume, PersistentVolumeClaim -------------------------------------------------
+
+_ACCESS_MODES = ("ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod")
+_VOLUME_MODES = ("Block", "Filesystem")
+_RECLAIM_POLICIES = ("Delete", "Recycle", "Retain")
+_PV_SOURCES = (
+    "gcePersistentDisk", "awsElasticBlockStore", "hostPath", "glusterfs", "nfs", "rbd",
+    "iscsi", "cinder", "cephfs", "fc", "flocker", "flexVolume", "azureFile", "vsphereVolume",
+    "quobyte", "azureDisk", "photonPersistentDisk", "portworxVolume", "scaleIO", "local",
+    "storageos", "csi",
+)
+
+
+def _access_modes(modes: list[str], path: str, required_detail: str) -> list[Cause]:
+    causes: list[Cause] = []
+    if not modes:
+        causes.append(field.required(path, required_detail))
+    for mode in modes:
+        if mode not in _ACCESS_MODES:
+            causes.append(field.not_supported(path, mode, _ACCESS_MODES))
+    if "ReadWriteOncePod" in modes and len(modes) > 1:
+        causes.append(field.forbidden(path, "may not use ReadWriteOncePod with other access "
+                                            "modes"))
+    return causes
+
+
+def _positive_quantity(value: Any, path: str) -> list[Cause]:
+    number = parse_quantity(value)
+    if number is None:
+        return [field.invalid(path, value, _QUANTITY_MSG)]
+    if number <= 0:
+        return [field.invalid(path, value, "must be greater than zero")]
+    return []
+
+
+@on_create("", "PersistentVolume")
+def validate_persistent_volume(pv: Obj) -> list[Cause]:
+    spec = pv.get("spec") or {}
+    causes = _access_modes(spec.get("accessModes") or [], "spec.accessModes", "")
+    capacity = spec.get("capacity") or {}
+    if not capacity:
+        causes.append(field.required("spec.capacity"))
+    if "storage" not in capacity or len(capacity) > 1:
+        causes.append(field.not_supported("spec.capacity", capacity, ["storage"]))
+    for name, value in capacity.items():
+        causes.extend(_positive_quantity(value, f"spec.capacity[{name}]"))
+    if spec.get("storageClassName"):
+        causes.extend(dns1123_subdomain(spec["storageClassName"], "spec.storageClassName"))
+    mode = spec.get("volumeMode")
+    if mode is not None and mode not in _VOLUME_MODES:
+        causes.append(field.not_supported("spec.volumeMode", mode, _VOLUME_MODES))
+    policy = spec.get("persistentVolumeReclaimPolicy") or ""
+    if policy and policy not in _RECLAIM_POLICIES:
+        causes.append(field.not_supported("spec.persistentVolumeReclaimPolicy", policy,
+                                          _RECLAIM_POLICIES))
+    present = [key for key in _PV_SOURCES if spec.get(key) is not None]
+    if not present:
+        causes.append(field.required("spec", "must specify a volume type"))
+    for key in present[1:]:
+        causes.append(field.forbidden(f"spec.{key}", "may not specify more than 1 volume type"))
+    host = spec.get("hostPath")
+    if isinstance(host, dict):
+        if not host.get("path"):
+            causes.append(field.required("spec.hostPath.path"))
+        else:
+            causes.extend(_no_backsteps(host["path"], "spec.hostPath.path"))
+        if host.get("type") not in (None, *_HOST_PATH_TYPES):
+            causes.append(field.not_supported("spec.hostPath.type", host["type"],
+                                              _HOST_PATH_TYPES))
+    local = spec.get("local")
+    if isinstance(local, dict):
+        if not local.get("path"):
+            causes.append(field.required("spec.local.path"))
+        if spec.get("nodeAffinity") is None:
+            causes.append(field.required("spec.nodeAffinity", "Local volume requires node "
+                                                              "affinity"))
+    nfs = spec.get("nfs")
+    if isinstance(nfs, dict):
+        if not nfs.get("server"):
+            causes.append(field.required("spec.nfs.server"))
+        if not nfs.get("path"):
+            causes.append(field.required("spec.nfs.path"))
+        elif not nfs["path"].startswith("/"):
+            causes.append(field.invalid("spec.nfs.path", nfs["path"], "must be an absolute path"))
+    csi = spec.get("csi")
+    if isinstance(csi, dict):
+        if not csi.get("driver"):
+            causes.append(field.required("spec.csi.driver"))
+        if not csi.get("volumeHandle"):
+            causes.append(field.required("spec.csi.volumeHandle"))
+    return causes
+
+
+@on_update("", "PersistentVolume")
+def validate_persistent_volume_update(new: Obj, old: Obj) -> list[Cause]:
+    causes = validate_persistent_volume(new)
+    spec, old_spec = new.get("spec") or {}, old.get("spec") or {}
+    changed = [k for k in _PV_SOURCES if spec.get(k) != old_spec.get(k)]
+    if changed:
+        causes.append(field.forbidden("spec.persistentvolumesource",
+                                      "spec.persistentvolumesource is immutable after creation"
+                                      f"\n  changed: {', '.join(changed)}"))
+    if spec.get("volumeMode") != old_spec.get("volumeMode"):
+        causes.append(field.immutable("volumeMode", spec.get("volumeMode")))
+    if old_spec.get("nodeAffinity") is not None and \
+            spec.get("nodeAffinity") != old_spec["nodeAffinity"]:
+        causes.append(field.immutable("nodeAffinity", spec.get("nodeAffinity")))
+    return causes
+
+
+_PV_PHASES = ("Available", "Bound", "Failed", "Pending", "Released")
+_PVC_PHASES = ("Bound", "Lost", "Pending")
+
+
+@on_status_update("", "PersistentVolume")
+def validate_persistent_volume_status(new: Obj, old: Obj) -> list[Cause]:
+    phase = (new.get("status") or {}).get("phase")
+    if phase and phase not in _PV_PHASES:
+        return [field.not_supported("status.phase", phase, _PV_PHASES)]
+    return []
+
+
+def validate_pvc_spec(spec: Obj, path: str) -> list[Cause]:
+    """A PersistentVolumeClaimSpec (also inside StatefulSet claim templates)."""
+    causes = _access_modes(spec.get("accessModes") or [], f"{path}.accessModes",
+                           "at least 1 access mode is required")
+    if spec.get("selector") is not None:
+        causes.extend(metav.validate_label_selector(spec["selector"], f"{path}.selector"))
+    requests = (spec.get("resources") or {}).get("requests") or {}
+    if "storage" not in requests:
+        causes.append(field.required(f"{path}.resources[storage]"))
+    else:
+        errs = _positive_quantity(requests["storage"], f"{path}.resources[storage]")
+        causes.extend(errs or quantity_value("storage", requests["storage"],
+                                             f"{path}.resources[storage]"))
+    if spec.get("storageClassName"):
+        causes.extend(dns1123_subdomain(spec["storageClassName"], f"{path}.storageClassName"))
+    mode = spec.get("volumeMode")
+    if mode is not None and mode not in _VOLUME_MODES:
+        causes.append(field.not_supported(f"{path}.volumeMode", mode, _VOLUME_MODES))
+    return causes
+
+
+@on_create("", "PersistentVolumeClaim")
+def validate_persistent_volume_claim(pvc: Obj) -> list[Cause]:
+    return validate_pvc_spec(pvc.get("spec") or {}, "spec")
+
+
+@on_update("", "PersistentVolumeClaim")
+def validate_persistent_volume_claim_update(new: Obj, old: Obj) -> list[Cause]:
+    causes = validate_persistent_volume_claim(new)
+    spec, old_spec = dict(new.get("spec") or {}), dict(old.get("spec") or {})
+    if not old_spec.get("volumeName"):
+        old_spec["volumeName"] = spec.get("volumeName")
+    new_size = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
+    old_size = ((old_spec.get("resources") or {}).get("requests") or {}).get("storage")
+    bound = (new.get("status") or {}).get("phase") == "Bound"
+    for s in (spec, old_spec):
+        s.pop("volumeAttributesClassName", None)
+        if bound:
+            resources = dict(s.get("resources") or {})
+            resources["requests"] = {k: v for k, v in (resources.get("requests") or {}).items()
+                                     if k != "storage"}
+            s["resources"] = resources
+    if {k: v for k, v in spec.items() if v is not None} != {
+            k: v for k, v in old_spec.items() if v is not None}:
+        causes.append(field.forbidden(
+            "spec", "spec is immutable after creation except resources.requests and "
+                    "volumeAttributesClassName for bound claims"))
+    new_q, old_q = parse_quantity(new_size), parse_quantity(old_size)
+    if new_q is not None and old_q is not None and new_q < old_q:
+        causes.append(field.forbidden("spec.resources.requests.storage",
+                                      "field can not be less than previous value"))
+    if spec.get("volumeMode") != old_spec.get("volumeMode"):
+        causes.append(field.immutable("volumeMode", spec.get("volumeMode")))
+    return causes
+
+
+@on_status_update("", "PersistentVolumeClaim")
+def validate_persistent_volume_claim_status(new: Obj, old: Obj) -> list[Cause]:
+    status = new.get("status") or {}
+    causes = _access_modes(status.get("accessModes") or [], "status.accessModes", "") \
+        if status.get("accessModes") else []
+    phase = status.get("phase")
+    if phase and phase not in _PVC_PHASES:
+        causes.append(field.not_supported("status.phase", phase, _PVC_PHASES))
+    for name, value in (status.get("capacity") or {}).items():
+        causes.extend(quantity_value(name, value, f"status.capacity[{name}]"))
+    return causes
+
+
+# -- ResourceQuota, LimitRange ---------------------------------------------------------------
+
+_QUOTA_SCOPES = ("BestEffort", "CrossNamespacePodAffinity", "NotBestEffort", "NotTerminating",
+                 "PriorityClass", "Terminating")
+_LIMIT_TYPES = ("Container", "Pod", "PersistentVolumeClaim")
+
+
+def _quota_resource_name(name: str, path: str) -> list[Cause]:
+    causes = metav.validate_label_name(name, path)
+    standard = name in _STANDARD_RESOURCES or name.startswith(
+        ("requests.hugepages-", "count/"))
+    if "/" not in name and not standard:
+        causes.append(field.invalid(path, name, "must be a standard resource for quota"))
+    return causes
+
+
+def _quota_list(res: Any, path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    for name, value in (res or {}).items():
+        at = f"{path}[{name}]"
+        causes.extend(_quota_resource_name(name, at))
+        causes.extend(quantity_value(name, value, at))
+    return causes
+
+
+@on_create("", "ResourceQuota")
+def validate_resource_quota(rq: Obj) -> list[Cause]:
+    spec = rq.get("spec") or {}
+    causes = _quota_list(spec.get("hard"), "spec.hard")
+    for scope in spec.get("scopes") or []:
+        if scope not in _QUOTA_SCOPES:
+            causes.append(field.invalid("spec.scopes", scope, "unsupported scope"))
+    scopes = set(spec.get("scopes") or [])
+    if {"BestEffort", "NotBestEffort"} <= scopes or {"Terminating", "NotTerminating"} <= scopes:
+        causes.append(field.invalid("spec.scopes", spec.get("scopes"),
+                                    "conflicting scopes"))
+    status = rq.get("status") or {}
+    causes.extend(_quota_list(status.get("hard"), "status.hard"))
+    causes.extend(_quota_list(status.get("used"), "status.used"))
+    return causes
+
+
+@on_update("", "ResourceQuota")
+def validate_resource_quota_update(new: Obj, old: Obj) -> list[Cause]:
+    causes = validate_resource_quota(new)
+    scopes = (new.get("spec") or {}).get("scopes") or []
+    if sorted(scopes) != sorted((old.get("spec") or {}).get("scopes") or []):
+        causes.append(field.immutable("spec.scopes", scopes))
+    return causes
+
+
+@on_status_update("", "ResourceQuota")
+def validate_resource_quota_status(new: Obj, old: Obj) -> list[Cause]:
+    status = new.get("status") or {}
+    causes = _quota_list(status.get("hard"), "status.hard")
+    causes.extend(_quota_list(status.get("used"), "status.used"))
+    return causes
+
+
+def _limit_range_item(item: Obj, path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    kind = item.get("type") or ""
+    causes.extend(metav.validate_label_name(kind, f"{path}.type"))
+    if "/" not in kind and kind not in _LIMIT_TYPES:
+        causes.append(field.invalid(f"{path}.type", kind,
+                                    "must be a standard limit type or fully qualified"))
+    sections = {key: dict(item.get(key) or {}) for key in
+                ("max", "min", "default", "defaultRequest", "maxLimitRequestRatio")}
+    for key, values in sections.items():
+        for name, value in values.items():
+            at = f"{path}.{key}[{name}]"
+            causes.extend(metav.validate_label_name(name, at))
+            causes.extend(quantity_value(name, value, at))
+    if kind == "Pod":
+        for key in ("default", "defaultRequest"):
+            if sections[key]:
+                causes.append(field.forbidden(f"{path}.{key}",
+                                              "may not be specified when `type` is 'Pod'"))
+    if kind == "PersistentVolumeClaim" and "storage" not in sections["min"] \
+            and "storage" not in sections["max"]:
+        causes.append(field.required(f"{path}.limits", "either minimum or maximum storage value "
+                                                       "is required, but neither was provided"))
+    keys: set[str] = set()
+    for values in sections.values():
+        keys.update(values)
+    for name in sorted(keys):
+        q = {key: parse_quantity(values[name]) for key, values in sections.items()
+             if name in values}
+        raw = {key: values[name] for key, values in sections.items() if name in values}
+        lo, hi, dflt, req = q.get("min"), q.get("max"), q.get("default"), q.get("defaultRequest")
+        ratio = q.get("maxLimitRequestRatio")
+        if lo is not None and hi is not None and lo > hi:
+            causes.append(field.invalid(f"{path}.min[{name}]", raw["min"],
+                                        f"min value {raw['min']} is greater than max value "
+                                        f"{raw['max']}"))
+        if req is not None and lo is not None and lo > req:
+            causes.append(field.invalid(f"{path}.defaultRequest[{name}]", raw["defaultRequest"],
+                                        f"min value {raw['min']} is greater than default "
+                                        f"request value {raw['defaultRequest']}"))
+        if req is not None and hi is not None and req > hi:
+            causes.append(field.invalid(f"{path}.defaultRequest[{name}]", raw["defaultRequest"],
+                                        f"default request value {raw['defaultRequest']} is "
+                                        f"greater than max value {raw['max']}"))
+        if req is not None and dflt is not None and req > dflt:
+            causes.append(field.invalid(f"{path}.defaultRequest[{name}]", raw["defaultRequest"],
+                                        f"default request value {raw['defaultRequest']} is "
+                                        f"greater than default limit value {raw['default']}"))
+        if dflt is not None and lo is not None and lo > dflt:
+            causes.append(field.invalid(f"{path}.default[{name}]", raw["min"],
+                                        f"min value {raw['min']} is greater than default "
+                                        f"value {raw['default']}"))
+        if dflt is not None and hi is not None and dflt > hi:
+            causes.append(field.invalid(f"{path}.default[{name}]", raw["max"],
+                                        f"default value {raw['default']} is greater than max "
+                                        f"value {raw['max']}"))
+        if ratio is not None and ratio < 1:
+            causes.append(field.invalid(f"{path}.maxLimitRequestRatio[{name}]",
+                                        raw["maxLimitRequestRatio"],
+                                        f"ratio {raw['maxLimitRequestRatio']} is less than 1"))
+    return causes
+
+
+@on_create("", "LimitRange")
+def validate_limit_range(lr: Obj) -> list[Cause]:
+    causes: list[Cause] = []
+    seen: set[str] = set()
+    for i, item in enumerate((lr.get("spec") or {}).get("limits") or []):
+        at = f"spec.limits[{i}]"
+        causes.extend(_limit_range_item(item, at))
+        kind = item.get("type") or ""
+        if kind in seen:
+            causes.append(field.duplicate(f"{at}.type", kind))
+        seen.add(kind)
     return causes
