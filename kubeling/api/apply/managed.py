@@ -163,7 +163,6 @@ def cap_update_managers(managers: Managers, limit: int = MAX_UPDATE_MANAGERS) ->
         return
     updaters.sort(key=lambda e: (e.time or "", e.manager))
     count = len(updaters)
-    seen_versions: set[str] = set()
     for e in updaters:
         if count <= limit:
             break
@@ -174,13 +173,11 @@ def cap_update_managers(managers: Managers, limit: int = MAX_UPDATE_MANAGERS) ->
         bucket = managers.get(bucket_id)
         if bucket is None:
             managers[bucket_id] = Entry(ANCIENT_CHANGES, UPDATE, e.api_version, e.fields, e.time)
-        else:
-            bucket.fields = bucket.fields.union(e.fields)
-            if e.time and (bucket.time is None or e.time > bucket.time):
-                bucket.time = e.time
-        if e.api_version in seen_versions:
-            count -= 1
-        seen_versions.add(e.api_version)
+            continue
+        bucket.fields = bucket.fields.union(e.fields)
+        if e.time and (bucket.time is None or e.time > bucket.time):
+            bucket.time = e.time
+        count -= 1
 
 
 def is_reset(raw: Any) -> bool:

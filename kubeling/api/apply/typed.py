@@ -100,8 +100,12 @@ def is_named_field(node: Node | None, key: str) -> bool:
     return isinstance(node, Struct) and key in node.fields
 
 
-def kind_of(node: Node | None, *values: Any) -> str:
-    """How a position is walked: as one leaf, as a map of fields, or as a list of items."""
+def kind_of(node: Node | None, *values: Any, promote_empty: bool = True) -> str:
+    """How a position is walked: as one leaf, as a map of fields, or as a list of items.
+
+    When comparing or merging, a position empty or absent on every side is a
+    leaf, which keeps the difference between empty and null visible.
+    """
     if is_atomic(node):
         return LEAF
     present = [v for v in values if v is not MISSING and v is not None]
@@ -110,8 +114,8 @@ def kind_of(node: Node | None, *values: Any) -> str:
             return LEAF
     elif not all(isinstance(v, dict) for v in present):
         return LEAF
-    if not any(present):
-        return LEAF  # both sides empty or absent: keep the empty/null distinction
+    if promote_empty and not any(present):
+        return LEAF
     return LIST if isinstance(node, ListOf) else MAP
 
 
@@ -176,7 +180,7 @@ def fieldset_from_object(schema: Node, obj: Any) -> FieldSet:
 
 def _collect(node: Node | None, value: Any, path: Path) -> FieldSet:
     s = FieldSet()
-    kind = kind_of(node, value)
+    kind = kind_of(node, value, promote_empty=False)
     if kind == LEAF:
         return s
     if kind == LIST:
@@ -194,7 +198,7 @@ def _collect(node: Node | None, value: Any, path: Path) -> FieldSet:
         if (
             val is None
             or val == {}
-            or kind_of(sub, val) == LEAF
+            or kind_of(sub, val, promote_empty=False) == LEAF
             or not is_named_field(node, key)
         ):
             s.members.add(pe)
