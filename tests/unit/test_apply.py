@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -314,3 +315,15 @@ def test_ignored_paths_are_merged_but_not_owned() -> None:
     obj = apply_config(None, config, manager="kubectl", force=False, schema=DEPLOY,
                        api_version="apps/v1", now=T0, ignored=[("f:status",)])
     assert "f:status" not in managers(obj)[("kubectl", "Apply")]["fieldsV1"]
+
+
+def test_kubectl_apply_keeps_the_client_side_annotation_in_step() -> None:
+    key = "kubectl.kubernetes.io/last-applied-configuration"
+    live = apply(None, deployment(), now=T0)
+    live["metadata"]["annotations"] = {key: "{}"}
+    again = apply(live, deployment(replicas=4))
+    text = again["metadata"]["annotations"][key]
+    assert text.endswith("\n")
+    assert json.loads(text) == deployment(replicas=4)
+    other = apply(live, deployment(replicas=2), "my-tool")
+    assert other["metadata"]["annotations"][key] == "{}"

@@ -17,6 +17,7 @@ Two entry points, called by the registry after it has the live object:
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,6 +48,8 @@ from kubeling.api.apply.typed import (
 )
 from kubeling.api.errors import Cause, StatusError, bad_request
 from kubeling.api.schema import Struct
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
 def apply_config(
@@ -107,6 +110,8 @@ def apply_config(
     elif live is None or not equal(obj, merged):
         entry.time = now
     cap_update_managers(managers)
+    if manager == "kubectl":
+        _sync_last_applied(merged, config)
     store(merged, managers)
     return merged
 
@@ -149,6 +154,20 @@ def track_update(
     )
     cap_update_managers(managers)
     store(new, managers)
+
+
+def _sync_last_applied(obj: dict[str, Any], config: dict[str, Any]) -> None:
+    """Keep kubectl's client-side annotation, where it exists, in step with the apply."""
+    annotations = (obj.get("metadata") or {}).get("annotations")
+    if not isinstance(annotations, dict) or LAST_APPLIED not in annotations:
+        return
+    applied = copy.deepcopy(config)
+    applied_annotations = (applied.get("metadata") or {}).get("annotations")
+    if isinstance(applied_annotations, dict):
+        applied_annotations.pop(LAST_APPLIED, None)
+        if not applied_annotations:
+            del applied["metadata"]["annotations"]
+    annotations[LAST_APPLIED] = json.dumps(applied, separators=(",", ":"), sort_keys=True) + "\n"
 
 
 def _without_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
