@@ -327,3 +327,21 @@ def test_kubectl_apply_keeps_the_client_side_annotation_in_step() -> None:
     assert json.loads(text) == deployment(replicas=4)
     other = apply(live, deployment(replicas=2), "my-tool")
     assert other["metadata"]["annotations"][key] == "{}"
+
+
+def test_service_selector_is_atomic_and_ports_merge_on_port_and_protocol() -> None:
+    svc_schema = kind_schema("", "v1", "Service")
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+           "spec": {"selector": {"app": "a", "tier": "x"},
+                    "ports": [{"port": 80, "targetPort": 8080}, {"port": 53, "protocol": "UDP"}]}}
+    live = apply(None, svc, schema=svc_schema, now=T0)
+    fields = managers(live)[("kubectl", "Apply")]["fieldsV1"]["f:spec"]
+    assert fields["f:selector"] == {}
+    assert set(fields["f:ports"]) == {
+        'k:{"port":80,"protocol":"TCP"}', 'k:{"port":53,"protocol":"UDP"}'
+    }
+    svc["spec"]["selector"] = {"app": "b"}
+    svc["spec"]["ports"] = [{"port": 53, "protocol": "UDP", "name": "dns"}]
+    again = apply(live, svc, schema=svc_schema)
+    assert again["spec"] == {"selector": {"app": "b"},
+                             "ports": [{"port": 53, "protocol": "UDP", "name": "dns"}]}

@@ -5,8 +5,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from kubeling.api.apply import (
     FieldSet,
+    Path,
     default_manager,
     field_pe,
     fieldset_from_object,
@@ -265,3 +269,17 @@ def test_default_manager_from_user_agent() -> None:
     assert default_manager("bad\x00name/1") == "badname"
     assert default_manager("x" * 300) == "x" * 128
     assert default_manager("") == ""
+
+
+_pe = st.sampled_from(["f:a", "f:b", 'k:{"name":"x"}', 'v:"y"', "f:c"])
+_paths = st.lists(st.lists(_pe, min_size=1, max_size=4).map(tuple), max_size=12)
+
+
+@given(_paths, _paths)
+def test_set_algebra_matches_sets_of_paths(a: list[Path], b: list[Path]) -> None:
+    sa, sb = FieldSet.of(a), FieldSet.of(b)
+    pa, pb = set(a), set(b)
+    assert set(sa.union(sb).paths()) == pa | pb
+    assert set(sa.intersection(sb).paths()) == pa & pb
+    assert set(sa.difference(sb).paths()) == pa - pb
+    assert from_fields_v1(to_fields_v1(sa)) == sa

@@ -41,6 +41,15 @@ ATOMIC_STRUCTS: Final = frozenset(
     }
 )
 
+# String maps Kubernetes marks ``+mapType=atomic``: a new map replaces the old.
+ATOMIC_MAPS: Final = frozenset(
+    {
+        ("v1.PodSpec", "nodeSelector"),
+        ("v1.ServiceSpec", "selector"),
+        ("v1.ReplicationControllerSpec", "selector"),
+    }
+)
+
 # List map keys that the OpenAPI gives a default, so an item may omit them.
 _KEY_DEFAULTS: Final = {"protocol": "TCP"}
 
@@ -82,7 +91,10 @@ def is_atomic(node: Node | None) -> bool:
 
 
 def child_node(node: Node | None, key: str) -> Node | None:
+    """The schema of a field or map value; ``None`` (an atomic leaf) when unknown or atomic."""
     if isinstance(node, Struct):
+        if (node.name, key) in ATOMIC_MAPS:
+            return None
         fi = node.fields.get(key)
         return fi.node if fi else None
     if isinstance(node, MapOf):
