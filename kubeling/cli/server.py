@@ -15,6 +15,8 @@ from kubeling.apiserver.metrics import InstrumentedStore
 from kubeling.apiserver.server import Server, make_config
 from kubeling.cli.kubeconfig import write_kubeconfig
 from kubeling.cli.main import default_data_dir
+from kubeling.client.inprocess import InProcessClient
+from kubeling.controllers.namespace import NamespaceController
 from kubeling.registry.registry import Registry
 from kubeling.storage import open_store
 from kubeling.utils.tasks import cancel_all, spawn
@@ -54,6 +56,8 @@ async def _serve(args: argparse.Namespace) -> int:
     await registry.start()
     log.info("watch cache synced at revision %d", registry.cache.revision)
     spawn(compactor.run_compactor(store), name="compactor")
+    namespaces = NamespaceController(InProcessClient(registry, manager="namespace-controller"))
+    spawn(namespaces.run(), name="namespace-controller")
     admin = User("kubeling-admin", ("system:masters", "system:authenticated"))
     auth = Authenticator({pki.admin_token.read_text().strip(): admin})
     app = ApiServer(registry, auth)

@@ -142,7 +142,7 @@ class Registry:
         ls = selectors.parse_label_selector(opts.label_selector) if opts.label_selector else None
         fs = fields.parse_field_selector(opts.field_selector) if opts.field_selector else None
         if fs is not None:
-            fields.check_field_selector(kind, fs)
+            fs = fields.check_field_selector(kind, fs)
         if ls is not None and ls.empty:
             ls = None
         if ls is None and fs is None:

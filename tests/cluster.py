@@ -1,0 +1,141 @@
+"""A real ``kubeling server`` process for tests, and kubectl pointed at it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def require(tool: str) -> str:
+    """The path of a prerequisite; missing one is a failure under CI=true, a skip otherwise."""
+    import pytest
+
+    path = shutil.which(tool)
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{tool} is required in CI but is not installed")
+        pytest.skip(f"{tool} is not installed")
+    return path
+
+
+@dataclass
+class Cluster:
+    data_dir: Path
+    port: int
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path = field(init=False)
+    cache_dir: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_path = self.data_dir / "server.log"
+        self.cache_dir = self.data_dir / "kubectl-cache"
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.data_dir / "kubeconfig.yaml"
+
+    @property
+    def token(self) -> str:
+        return (self.data_dir / "pki" / "admin.token").read_text().strip()
+
+    @property
+    def ca(self) -> Path:
+        return self.data_dir / "pki" / "ca.crt"
+
+    def start(self, *extra: str, wait: bool = True) -> None:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the process owns it
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "kubeling.cli.main", "server", "--data-dir",
+             str(self.data_dir), "--listen", f"127.0.0.1:{self.port}", *extra],
+            stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        ctx = ssl.create_default_context(cafile=None)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        last = ""
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/readyz", context=ctx, timeout=2) as r:
+                    if r.status == 200 and self.kubeconfig.exists():
+                        return
+            except OSError as exc:
+                last = str(exc)
+            time.sleep(0.1)
+        raise RuntimeError(f"server not ready after {timeout}s ({last}):\n{self.log_tail()}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "KUBECONFIG": str(self.kubeconfig),
+                "KUBECACHEDIR": str(self.cache_dir)}
+
+    def kubectl(self, *args: str, check: bool = True, input: str | None = None,
+                binary: str = "kubectl", env: dict[str, str] | None = None,
+                timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run the real kubectl against this cluster."""
+        res = subprocess.run([binary, *args], capture_output=True, text=True, input=input,
+                             env={**self.env(), **(env or {})}, timeout=timeout)
+        if check and res.returncode != 0:
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+        return res
+
+
+def wait_for(what: str, fn: object, timeout: float = 10.0, interval: float = 0.05) -> object:
+    """Poll ``fn`` until it returns something truthy; fail saying what was awaited."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        last = fn()  # type: ignore[operator]
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")

@@ -1,0 +1,40 @@
+"""Shared fixtures: a real kubeling server for the end-to-end tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cluster import Cluster, free_port
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One server for the session (tests use their own namespaces)."""
+    c = Cluster(tmp_path_factory.mktemp("kubeling"), free_port())
+    c.start()
+    yield c
+    c.stop()
+
+
+@pytest.fixture
+def fresh_cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """A server of its own, for tests that restart or kill it."""
+    c = Cluster(tmp_path / "data", free_port())
+    c.data_dir.mkdir()
+    c.start()
+    yield c
+    c.stop()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    report = yield
+    if report.failed and call.when == "call":
+        for name in ("cluster", "fresh_cluster"):
+            c = getattr(item, "funcargs", {}).get(name)
+            if isinstance(c, Cluster):
+                report.sections.append(("kubeling server log (tail)", c.log_tail()))
+    return report
