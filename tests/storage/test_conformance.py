@@ -259,6 +259,18 @@ async def test_watch_resumes_from_a_revision(store: Store) -> None:
     await watch.aclose()  # type: ignore[attr-defined]
 
 
+async def test_watch_from_a_future_revision_waits_for_it(store: Store) -> None:
+    r0 = await store.current_revision()
+    watch = store.watch(P, r0 + 2)
+    pending = asyncio.create_task(next_events(watch, 1))
+    await asyncio.sleep(0)  # the watch is waiting before the writes happen
+    for i in range(3):
+        await store.create(f"{P}k{i}", b"v")
+    [event] = await pending
+    assert (event.key, event.revision) == (P + "k2", r0 + 3)
+    await watch.aclose()  # type: ignore[attr-defined]
+
+
 async def test_slow_watcher_loses_nothing(store: Store) -> None:
     r0 = await store.current_revision()
     watch = store.watch(P, r0)
