@@ -89,7 +89,7 @@ KINDS: tuple[Kind, ...] = (
                        "ephemeralcontainers", "eviction")),
     Kind("", ("v1",), "Node", "nodes", "node", False, ("no",), subresources=("status", "proxy")),
     Kind("", ("v1",), "Service", "services", "service", True, ("svc",), _WORKLOAD,
-         subresources=("status", "proxy"), name_rule="label",
+         subresources=("status", "proxy"), name_rule="dns1035",
          verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update",
                 "watch")),
     Kind("", ("v1",), "Endpoints", "endpoints", "endpoints", True, ("ep",)),

@@ -85,7 +85,9 @@ _PRIMS = {
 
 _LIST = re.compile(r"^list\[(.+)\]$")
 _DICT = re.compile(r"^dict\(str, (.+)\)$")
-_DOC_DESC = re.compile(r"^\s*Gets the \w+ of this \w+\.\s*# noqa: E501\s*\n\s*\n(.*?)# noqa: E501", re.S)
+_DOC_DESC = re.compile(
+    r"^\s*Gets the \w+ of this \w+\.\s*# noqa: E501\s*\n\s*\n(.*?)# noqa: E501", re.S
+)
 
 
 def _models() -> Any:
@@ -95,7 +97,8 @@ def _models() -> Any:
 
 
 def model_name_to_def(model: str) -> str:
-    """``V1PodSpec`` -> ``v1.PodSpec``; ``V2HorizontalPodAutoscaler`` -> ``v2.HorizontalPodAutoscaler``."""
+    """``V1PodSpec`` -> ``v1.PodSpec``; ``V2HorizontalPodAutoscaler`` ->
+    ``v2.HorizontalPodAutoscaler``."""
     m = re.match(r"^(V\d+(?:alpha\d+|beta\d+)?)(.*)$", model)
     if not m:
         return model
@@ -130,7 +133,7 @@ def _required(cls: Any) -> tuple[str, ...]:
             setattr(obj, attr, None)
         except ValueError:
             out.append(cls.attribute_map[attr])
-        except Exception:  # noqa: BLE001 - a setter with other checks is not a required field
+        except Exception:
             continue
     return tuple(out)
 

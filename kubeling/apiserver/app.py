@@ -85,7 +85,7 @@ class ApiServer:
             elif exc.code not in (404, 409):
                 log.info("%s %s: %d %s: %s", method, path, exc.code, exc.reason, exc.message)
             resp = Response(exc.code, orjson.dumps(exc.to_status()))
-        except Exception as exc:  # noqa: BLE001 - the edge renders every failure as a Status
+        except Exception as exc:
             log.exception("%s %s failed", method, path)
             err = errors.internal(repr(exc))
             resp = Response(500, orjson.dumps(err.to_status()))
@@ -244,8 +244,8 @@ class ApiServer:
         stream = WatchStream(self.registry, req, info, kind, want)
         frames = stream.frames()
         first = asyncio.ensure_future(anext(frames))
-        done, _ = await asyncio.wait({first}, timeout=0.05)
-        if first in done and isinstance(first.exception(), errors.StatusError):
+        ready, _ = await asyncio.wait({first}, timeout=0.05)
+        if first in ready and isinstance(first.exception(), errors.StatusError):
             await frames.aclose()  # type: ignore[attr-defined]
             raise first.exception()  # type: ignore[misc]
         await send({"type": "http.response.start", "status": 200,
@@ -268,8 +268,9 @@ class ApiServer:
             while (await receive())["type"] != "http.disconnect":
                 pass
 
-        tasks = {asyncio.create_task(pump(), name="watch-pump"),
-                 asyncio.create_task(disconnect(), name="watch-disconnect")}
+        tasks: set[asyncio.Task[None]] = {
+            asyncio.create_task(pump(), name="watch-pump"),
+            asyncio.create_task(disconnect(), name="watch-disconnect")}
         try:
             done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for t in pending:

@@ -59,23 +59,23 @@ class InstrumentedStore:
             STORAGE_LATENCY.labels(op).observe(time.perf_counter() - start)
 
     async def create(self, key: str, value: bytes) -> KeyValue:
-        return await self._timed("create", self.inner.create(key, value))  # type: ignore[no-any-return]
+        return await self._timed("create", self.inner.create(key, value))
 
     async def get(self, key: str) -> KeyValue | None:
-        return await self._timed("get", self.inner.get(key))  # type: ignore[no-any-return]
+        return await self._timed("get", self.inner.get(key))
 
     async def list(self, prefix: str, *, revision: int = 0, limit: int = 0,
                    start_key: str = "") -> ListResult:
-        return await self._timed("list", self.inner.list(  # type: ignore[no-any-return]
+        return await self._timed("list", self.inner.list(
             prefix, revision=revision, limit=limit, start_key=start_key))
 
     async def update(self, key: str, value: bytes, *, expected_mod_revision: int) -> KeyValue:
-        return await self._timed("update", self.inner.update(  # type: ignore[no-any-return]
+        return await self._timed("update", self.inner.update(
             key, value, expected_mod_revision=expected_mod_revision))
 
     async def delete(self, key: str, *, expected_mod_revision: int | None = None,
                      ) -> tuple[KeyValue, int]:
-        return await self._timed("delete", self.inner.delete(  # type: ignore[no-any-return]
+        return await self._timed("delete", self.inner.delete(
             key, expected_mod_revision=expected_mod_revision))
 
     def watch(self, prefix: str, revision: int) -> AsyncIterator[Event]:

@@ -25,7 +25,7 @@ from kubeling.apiserver import render
 from kubeling.apiserver.codec import Want
 from kubeling.apiserver.handlers import list_options
 from kubeling.apiserver.request import Request, RequestInfo
-from kubeling.registry.cache import CacheEvent, Cached, resource_prefix, store_events
+from kubeling.registry.cache import Cached, CacheEvent, resource_prefix, store_events
 from kubeling.registry.listing import ListOptions
 from kubeling.registry.registry import Registry
 from kubeling.storage.interface import CompactedError

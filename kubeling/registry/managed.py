@@ -45,6 +45,17 @@ def _manager(opts: WriteOptions) -> str:
     return opts.field_manager or apply.default_manager(opts.user_agent)
 
 
+def _ignored(kind: Kind, subresource: str) -> list[tuple[str, ...]]:
+    """Fields an endpoint resets, which its writers therefore never own."""
+    from kubeling.registry.strategy import strategy_for
+
+    if not strategy_for(kind).status_subresource:
+        return []
+    if subresource == "status":
+        return [("f:spec",)]
+    return [("f:status",)] if subresource == "" else []
+
+
 def on_create(kind: Kind, obj: Obj, opts: WriteOptions, now: str) -> None:
     from kubeling.api import apply
 
@@ -52,7 +63,7 @@ def on_create(kind: Kind, obj: Obj, opts: WriteOptions, now: str) -> None:
         return
     apply.track_update(None, obj, manager=_manager(opts),
                        schema=schema.kind_schema(kind.group, kind.stored_version, kind.kind),
-                       api_version=obj["apiVersion"], now=now)
+                       api_version=obj["apiVersion"], now=now, ignored=_ignored(kind, ""))
 
 
 def on_update(kind: Kind, old: Obj, new: Obj, opts: WriteOptions, now: str, *,
@@ -65,4 +76,5 @@ def on_update(kind: Kind, old: Obj, new: Obj, opts: WriteOptions, now: str, *,
         new["metadata"]["managedFields"] = old["metadata"]["managedFields"]
     apply.track_update(old, new, manager=_manager(opts),
                        schema=schema.kind_schema(kind.group, kind.stored_version, kind.kind),
-                       api_version=new["apiVersion"], subresource=subresource, now=now)
+                       api_version=new["apiVersion"], subresource=subresource, now=now,
+                       ignored=_ignored(kind, subresource))

@@ -15,7 +15,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -54,6 +54,10 @@ _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 
 def now_rfc3339(clock: Callable[[], float] = time.time) -> str:
     return datetime.fromtimestamp(int(clock()), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _rfc3339_at(ts: float) -> str:
+    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _encode(obj: Obj) -> bytes:
@@ -325,10 +329,10 @@ class Registry:
     def _in_storage_version(self, kind: Kind, obj: Obj, version: str) -> Obj:
         return conversion.to_storage(kind, obj, version)
 
-    def _raise_invalid(self, kind: Kind, obj: Obj, causes: list[errors.Cause]) -> None:
+    def _raise_invalid(self, kind: Kind, obj: Obj, causes: Sequence[errors.Cause]) -> None:
         if causes:
             name = (obj.get("metadata") or {}).get("name") or ""
-            raise errors.invalid(kind.kind, name, causes, kind.group)
+            raise errors.invalid(kind.kind, name, [*causes], kind.group)
 
     async def create(self, kind: Kind, namespace: str | None, obj: Obj,
                      opts: WriteOptions | None = None, *, version: str = "") -> Cached:
@@ -414,6 +418,9 @@ class Registry:
             old = _from_kv(current).obj
             new = mutate(old)
             new_rv = new["metadata"].get("resourceVersion") or ""
+            if not new_rv:
+                # An unconditional update is made against what is stored now.
+                new["metadata"]["resourceVersion"] = str(current.mod_revision)
             if precondition_rv and precondition_rv != str(current.mod_revision):
                 raise errors.stale_conflict(kind.resource, name, kind.group)
             if new_rv and new_rv != str(current.mod_revision):
@@ -583,7 +590,7 @@ class Registry:
                 if already and old_grace is not None and old_grace <= grace:
                     return Cached(key, obj, current.mod_revision), False
                 nmeta["deletionGracePeriodSeconds"] = grace
-                nmeta["deletionTimestamp"] = now_rfc3339(lambda: self.clock() + grace)
+                nmeta["deletionTimestamp"] = _rfc3339_at(self.clock() + grace)
             else:
                 if not already:
                     nmeta["deletionTimestamp"] = now_rfc3339(self.clock)

@@ -100,9 +100,31 @@ def spec_of(obj: Obj) -> Obj:
     return {k: v for k, v in obj.items() if k not in _NOT_SPEC}
 
 
+def _keep_allocated(new: Obj, old: Obj) -> None:
+    """A Service update that leaves out what the server allocated keeps it (as Kubernetes)."""
+    nspec = new.get("spec")
+    ospec = old.get("spec") or {}
+    if not isinstance(nspec, dict):
+        return
+    if not nspec.get("clusterIP") and ospec.get("clusterIP"):
+        nspec["clusterIP"] = ospec["clusterIP"]
+        if ospec.get("clusterIPs") and not nspec.get("clusterIPs"):
+            nspec["clusterIPs"] = ospec["clusterIPs"]
+    if nspec.get("type") in ("NodePort", "LoadBalancer"):
+        old_ports = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
+                     for p in ospec.get("ports") or []}
+        for p in nspec.get("ports") or []:
+            if not p.get("nodePort"):
+                np = old_ports.get((p.get("port"), p.get("protocol", "TCP")))
+                if np:
+                    p["nodePort"] = np
+
+
 def prepare_for_update(kind: Kind, new: Obj, old: Obj) -> None:
     """A write to the main resource: keep the old status, move generation if spec moved."""
     st = strategy_for(kind)
+    if kind.kind == "Service" and not kind.group:
+        _keep_allocated(new, old)
     if st.status_subresource:
         for f in st.status_fields:
             if f in old:
