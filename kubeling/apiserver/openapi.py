@@ -794,8 +794,9 @@ __all__ = [
 # client-go asks for /openapi/v2 as application/com.github.proto-openapi.spec.v2@v1.0+protobuf
 # and decodes google/gnostic's OpenAPIv2.proto. Only the fields our document uses are encoded;
 # vendor extensions carry their value as YAML (JSON is YAML) in Any.yaml, as gnostic does.
+# The answer's Content-Type is the dotted form: Go's mime parser (old kubectl) rejects the '@'.
 
-PROTOBUF_V2_MEDIA_TYPE = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+PROTOBUF_V2_MEDIA_TYPE = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
 
 
 def _varint(n: int) -> bytes:
