@@ -16,6 +16,7 @@ from kubeling.apiserver.server import Server, make_config
 from kubeling.cli.kubeconfig import write_kubeconfig
 from kubeling.cli.main import default_data_dir
 from kubeling.client.inprocess import InProcessClient
+from kubeling.controllers.garbagecollector import GarbageCollector
 from kubeling.controllers.namespace import NamespaceController
 from kubeling.registry.registry import Registry
 from kubeling.storage import open_store
@@ -58,6 +59,8 @@ async def _serve(args: argparse.Namespace) -> int:
     spawn(compactor.run_compactor(store), name="compactor")
     namespaces = NamespaceController(InProcessClient(registry, manager="namespace-controller"))
     spawn(namespaces.run(), name="namespace-controller")
+    gc = GarbageCollector(InProcessClient(registry, manager="garbage-collector"))
+    spawn(gc.run(), name="garbage-collector")
     admin = User("kubeling-admin", ("system:masters", "system:authenticated"))
     auth = Authenticator({pki.admin_token.read_text().strip(): admin})
     app = ApiServer(registry, auth)

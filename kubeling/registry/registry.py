@@ -75,6 +75,12 @@ def _from_kv(kv: KeyValue) -> Cached:
     return Cached.from_kv(kv)
 
 
+def _written(key: str, obj: Obj, kv: KeyValue) -> Cached:
+    """The object just stored, with its new resourceVersion, without decoding it again."""
+    obj["metadata"]["resourceVersion"] = str(kv.mod_revision)
+    return Cached(key, obj, kv.mod_revision)
+
+
 @dataclass
 class WriteOptions:
     dry_run: bool = False
@@ -364,7 +370,7 @@ class Registry:
                     continue
                 raise errors.already_exists(kind.resource, meta["name"], kind.group) from None
             log.debug("created %s %s", kind.resource, key)
-            return _from_kv(kv)
+            return _written(key, obj, kv)
         raise AssertionError("unreachable")
 
     def _prepare_new(self, kind: Kind, obj: Obj) -> None:
@@ -453,7 +459,7 @@ class Registry:
                                              expected_mod_revision=current.mod_revision)
             except (RevisionMismatchError, KeyNotFoundError):
                 continue
-            return _from_kv(kv), False
+            return _written(key, new, kv), False
         raise errors.conflict(kind.resource, name, kind.group,
                               "too many concurrent updates; please try again")
 
