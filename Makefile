@@ -5,7 +5,10 @@ BIN := $(VENV)/bin
 DATA_DIR ?= $(CURDIR)/data
 LISTEN ?= 0.0.0.0:6443
 # OS packages the real runtime and the tests need (installed when run as root).
-OS_PACKAGES := runc crun containernetworking-plugins iproute2 nftables etcd-server kubernetes-client
+OS_PACKAGES := runc crun containernetworking-plugins iproute2 nftables etcd-server
+# Debian's kubectl 1.20 (package kubernetes-client) would clash with the installed kubectl:
+# it is unpacked under .tools/ instead, for the tests of an older client.
+OLD_KUBECTL := .tools/kubectl-1.20/usr/bin/kubectl
 SUDO_APT := $(shell [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && echo yes)
 
 .PHONY: install os-packages run test lint typecheck imports unit e2e bench clean
@@ -33,6 +36,16 @@ else
 	@echo "not root: skipping OS packages ($(OS_PACKAGES))"
 endif
 
+$(OLD_KUBECTL):
+ifeq ($(SUDO_APT),yes)
+	@mkdir -p .tools/debs .tools/kubectl-1.20
+	@cd .tools/debs && (apt-get download kubernetes-client >/dev/null 2>&1 || \
+	  (apt-get update -qq && apt-get download kubernetes-client >/dev/null))
+	dpkg-deb -x .tools/debs/kubernetes-client_*.deb .tools/kubectl-1.20
+else
+	@echo "not root: skipping Debian's kubectl 1.20"
+endif
+
 install: os-packages $(VENV)/.installed
 
 run: install
@@ -50,7 +63,7 @@ imports: $(VENV)/.installed-test
 unit: $(VENV)/.installed-test
 	$(BIN)/pytest -q tests/unit tests/storage
 
-test: os-packages $(VENV)/.installed-test lint typecheck imports
+test: os-packages $(OLD_KUBECTL) $(VENV)/.installed-test lint typecheck imports
 	$(BIN)/pytest -q -p no:cacheprovider tests
 
 bench: install $(VENV)/.installed-test
@@ -58,4 +71,4 @@ bench: install $(VENV)/.installed-test
 	$(BIN)/python bench/storage.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache
