@@ -40,10 +40,18 @@ def convert(kind: Kind, obj: Obj, src: str, dst: str) -> Obj:
 
 
 def to_storage(kind: Kind, obj: Obj, version: str) -> Obj:
+    if kind.storage_of:
+        from kubeling.api.event_conversion import events_to_core
+
+        return events_to_core(obj)
     return convert(kind, obj, version, kind.stored_version)
 
 
 def from_storage(kind: Kind, obj: Obj, version: str) -> Obj:
+    if kind.storage_of:
+        from kubeling.api.event_conversion import core_to_events
+
+        return core_to_events(obj)
     return convert(kind, obj, kind.stored_version, version)
 
 

@@ -31,6 +31,8 @@ class Kind:
     storage_version: str = ""
     # Kinds whose spec is tracked by metadata.generation.
     has_generation: bool = False
+    # (group, resource) of another kind whose storage this kind shares.
+    storage_of: tuple[str, str] = ()
 
     @property
     def preferred_version(self) -> str:
@@ -58,7 +60,8 @@ class Kind:
 
     def key_prefix(self, namespace: str | None = None) -> str:
         """Storage key prefix: ``/registry/<group>/<resource>/[<namespace>/]``."""
-        base = f"/registry/{self.group or 'core'}/{self.resource}/"
+        group, resource = self.storage_of or (self.group, self.resource)
+        base = f"/registry/{group or 'core'}/{resource}/"
         if self.namespaced and namespace:
             return f"{base}{namespace}/"
         return base
@@ -136,7 +139,8 @@ KINDS: tuple[Kind, ...] = (
     Kind("storage.k8s.io", ("v1",), "StorageClass", "storageclasses", "storageclass", False,
          ("sc",)),
     # events.k8s.io/v1
-    Kind("events.k8s.io", ("v1",), "Event", "events", "event", True, ("ev",)),
+    Kind("events.k8s.io", ("v1",), "Event", "events", "event", True, ("ev",),
+         storage_of=("", "events")),
 )
 
 _BY_RESOURCE: dict[tuple[str, str], Kind] = {(k.group, k.resource): k for k in KINDS}
@@ -145,6 +149,13 @@ _BY_KIND: dict[tuple[str, str], Kind] = {(k.group, k.kind): k for k in KINDS}
 
 def by_resource(group: str, resource: str) -> Kind | None:
     return _BY_RESOURCE.get((group, resource))
+
+
+def storage_kind(kind: Kind) -> Kind:
+    """The kind whose storage ``kind`` uses (itself, for all but events.k8s.io Events)."""
+    if not kind.storage_of:
+        return kind
+    return _BY_RESOURCE[kind.storage_of]
 
 
 def by_kind(group: str, kind: str) -> Kind | None:

@@ -27,13 +27,13 @@ def _now() -> datetime:
 
 
 def in_version(kind: Kind, c: Cached, version: str) -> Obj:
-    if version == kind.stored_version:
+    if version == kind.stored_version and not kind.storage_of:
         return c.obj
     return conversion.from_storage(kind, c.obj, version)
 
 
 def object_json(kind: Kind, c: Cached, version: str) -> bytes:
-    if version == kind.stored_version:
+    if version == kind.stored_version and not kind.storage_of:
         return c.json()
     return orjson.dumps(conversion.from_storage(kind, c.obj, version))
 

@@ -161,7 +161,11 @@ class Registry:
         def match(obj: Obj) -> bool:
             if ls is not None and not ls.matches((obj.get("metadata") or {}).get("labels")):
                 return False
-            return fs is None or fs.matches(fields.selectable_fields(kind, obj))
+            if fs is None:
+                return True
+            if kind.storage_of:
+                obj = conversion.from_storage(kind, obj, kind.preferred_version)
+            return fs.matches(fields.selectable_fields(kind, obj))
 
         return match
 
@@ -347,6 +351,7 @@ class Registry:
         obj = self._check_target(kind, namespace, obj, version)
         obj = managed.check_fields(kind, version, obj, opts)
         obj = self._in_storage_version(kind, obj, version)
+        kind = kinds.storage_kind(kind)
         meta = obj["metadata"]
         apply_defaults(kind, obj)
         await self._admit_namespace(kind, meta.get("namespace"))
@@ -395,6 +400,7 @@ class Registry:
         obj = self._check_target(kind, namespace, obj, version, name)
         obj = managed.check_fields(kind, version, obj, opts)
         new_in = self._in_storage_version(kind, obj, version)
+        kind = kinds.storage_kind(kind)
         apply_defaults(kind, new_in)
         want_rv = new_in["metadata"].get("resourceVersion") or ""
         return await self._write(kind, namespace, name, lambda _old: new_in, opts,
@@ -524,15 +530,17 @@ class Registry:
             out = self._check_target(kind, namespace, out, version, name)
             out = managed.check_fields(kind, version, out, opts)
             out = self._in_storage_version(kind, out, version)
-            apply_defaults(kind, out)
+            apply_defaults(skind, out)
             return out
+
+        skind = kinds.storage_kind(kind)
 
         if create is not None:
             key = kind.key(namespace, name)
             if await self.store.get(key) is None:
                 obj = create()
                 return await self.create(kind, namespace, obj, opts, version=version), True
-        return await self._write(kind, namespace, name, step, opts, subresource=subresource,
+        return await self._write(skind, namespace, name, step, opts, subresource=subresource,
                                  version=version, create_ok=False)
 
     # ----- delete ----------------------------------------------------------------
