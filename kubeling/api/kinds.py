@@ -32,7 +32,7 @@ class Kind:
     # Kinds whose spec is tracked by metadata.generation.
     has_generation: bool = False
     # (group, resource) of another kind whose storage this kind shares.
-    storage_of: tuple[str, str] = ()
+    storage_of: tuple[str, str] | tuple[()] = ()
 
     @property
     def preferred_version(self) -> str:

@@ -518,7 +518,7 @@ class Registry:
         ``fn`` gets a private copy of the object in ``version`` and returns the new one
         in that version. With ``create``, a missing object is created from ``create()``.
         """
-        opts = opts or WriteOptions()
+        wopts = opts or WriteOptions()
         version = version or kind.preferred_version
 
         def step(old: Obj | None) -> Obj:
@@ -528,7 +528,7 @@ class Registry:
             mine = conversion.from_storage(kind, copy.deepcopy(old), version)
             out = fn(mine)
             out = self._check_target(kind, namespace, out, version, name)
-            out = managed.check_fields(kind, version, out, opts)
+            out = managed.check_fields(kind, version, out, wopts)
             out = self._in_storage_version(kind, out, version)
             apply_defaults(skind, out)
             return out
@@ -539,8 +539,8 @@ class Registry:
             key = kind.key(namespace, name)
             if await self.store.get(key) is None:
                 obj = create()
-                return await self.create(kind, namespace, obj, opts, version=version), True
-        return await self._write(skind, namespace, name, step, opts, subresource=subresource,
+                return await self.create(kind, namespace, obj, wopts, version=version), True
+        return await self._write(skind, namespace, name, step, wopts, subresource=subresource,
                                  version=version, create_ok=False)
 
     # ----- delete ----------------------------------------------------------------
