@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,7 +76,7 @@ class Server:
         return self.data_dir / "kubeconfig.yaml"
 
     def start(self, *extra: str) -> None:
-        log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115 - the process owns it
+        log = open(self.data_dir / "server.log", "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kubeling.cli.main", *extra, "server",
              "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}"],
@@ -177,7 +178,7 @@ class Conn:
         status, _ = await self._head()
         return status
 
-    async def _chunks(self):  # type: ignore[no-untyped-def]
+    async def _chunks(self) -> AsyncIterator[bytes]:
         while True:
             size_line = await self.reader.readuntil(b"\r\n")
             size = int(size_line.split(b";", 1)[0], 16)
@@ -187,7 +188,8 @@ class Conn:
             data = await self.reader.readexactly(size + 2)
             yield data[:-2]
 
-    def chunks(self):  # type: ignore[no-untyped-def]
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The body chunks of a streaming answer, until the server ends it."""
         return self._chunks()
 
     def close(self) -> None:
