@@ -40,6 +40,14 @@ class PeerCertProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self.scope[PEER_KEY] = self._peer  # type: ignore[literal-required]
 
+    def shutdown(self) -> None:
+        # An idle keep-alive connection is dropped at once: a TLS close would wait for the
+        # client's close_notify, which an idle client never sends, and stall the shutdown.
+        if self.cycle is None or self.cycle.response_complete:
+            self.transport.abort()
+        else:
+            super().shutdown()
+
 
 def make_config(app: ApiServer, *, host: str, port: int, cert: Path | None, key: Path | None,
                 ca: Path | None) -> uvicorn.Config:
@@ -52,6 +60,8 @@ def make_config(app: ApiServer, *, host: str, port: int, cert: Path | None, key:
         app, host=host, port=port, loop="uvloop", http=PeerCertProtocol, ws="none",
         lifespan="off", log_level="warning", access_log=False, timeout_keep_alive=120,
         backlog=4096, limit_concurrency=None, server_header=False, date_header=True,
+        # Open watches never finish on their own: cut them off rather than stall a shutdown.
+        timeout_graceful_shutdown=5,
         **kwargs,
     )
 
