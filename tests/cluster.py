@@ -64,7 +64,7 @@ class Cluster:
         return self.data_dir / "pki" / "ca.crt"
 
     def start(self, *extra: str, wait: bool = True) -> None:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - the process owns it
+        log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kubeling.cli.main", "server", "--data-dir",
              str(self.data_dir), "--listen", f"127.0.0.1:{self.port}", *extra],

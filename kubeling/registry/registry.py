@@ -22,9 +22,10 @@ from typing import Any
 
 import orjson
 
-from kubeling.api import conversion, errors, fields, kinds, selectors
+from kubeling.api import conversion, errors, fields, kinds, schema, selectors
 from kubeling.api.defaults import apply_defaults
 from kubeling.api.kinds import Kind
+from kubeling.api.normalize import normalize
 from kubeling.api.validation import validate_create, validate_status_update, validate_update
 from kubeling.registry import managed
 from kubeling.registry.cache import Cached, WatchCache, resource_prefix
@@ -73,6 +74,10 @@ def _encode(obj: Obj) -> bytes:
 
 def _from_kv(kv: KeyValue) -> Cached:
     return Cached.from_kv(kv)
+
+
+def _normalize(kind: Kind, obj: Obj) -> None:
+    normalize(schema.kind_schema(kind.group, kind.stored_version, kind.kind), obj)
 
 
 def _written(key: str, obj: Obj, kv: KeyValue) -> Cached:
@@ -354,6 +359,7 @@ class Registry:
         kind = kinds.storage_kind(kind)
         meta = obj["metadata"]
         apply_defaults(kind, obj)
+        _normalize(kind, obj)
         await self._admit_namespace(kind, meta.get("namespace"))
         generated = not meta.get("name") and bool(meta.get("generateName"))
         for attempt in range(8):
@@ -429,6 +435,7 @@ class Registry:
                 return created, True
             old = _from_kv(current).obj
             new = mutate(old)
+            _normalize(kind, new)
             new_rv = new["metadata"].get("resourceVersion") or ""
             if not new_rv:
                 # An unconditional update is made against what is stored now.

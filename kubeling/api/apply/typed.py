@@ -193,7 +193,7 @@ def fieldset_from_object(schema: Node, obj: Any) -> FieldSet:
 def _collect(node: Node | None, value: Any, path: Path) -> FieldSet:
     s = FieldSet()
     kind = kind_of(node, value, promote_empty=False)
-    if kind == LEAF:
+    if kind == LEAF or value is None:
         return s
     if kind == LIST:
         assert isinstance(node, ListOf)
