@@ -122,7 +122,8 @@ class WatchStream:
                     return
                 wait = min(remaining, BOOKMARK_INTERVAL) if self.bookmarks else remaining
                 try:
-                    ev = await asyncio.wait_for(watcher.queue.get(), wait)
+                    async with asyncio.timeout(wait):
+                        ev = await watcher.queue.get()
                 except TimeoutError:
                     if self.bookmarks and time.monotonic() < self.deadline:
                         yield self._bookmark(max(last_rv, cache.revision))
