@@ -90,13 +90,14 @@ async def create_load(name: str, server: Server, path: str, body: Callable[[int]
             await conn.call("POST", path, data)
             latencies.append(time.perf_counter() - started)
 
-    cpu = time.process_time()
+    cpu, server_cpu = time.process_time(), server.cpu_seconds()
     started = time.perf_counter()
     await asyncio.gather(*(worker(c) for c in conns))
     seconds = time.perf_counter() - started
     for c in conns:
         c.close()
-    return Figures(name, count, seconds, latencies, time.process_time() - cpu)
+    return Figures(name, count, seconds, latencies, time.process_time() - cpu,
+                   server.cpu_seconds() - server_cpu)
 
 
 async def ensure_namespace(server: Server, name: str) -> None:
@@ -234,6 +235,7 @@ async def watch_fanout(server: Server, *, watchers: int, events: int, rate: floa
     if await loop.run_in_executor(None, parent.recv) != "ready":
         raise RuntimeError("the watcher process failed")
     acks: dict[str, float] = {}
+    server_cpu = server.cpu_seconds()
     started = time.perf_counter()
     for i in range(events):
         due = started + i / rate
@@ -247,13 +249,15 @@ async def watch_fanout(server: Server, *, watchers: int, events: int, rate: floa
     conn.close()
     parent.send("done")
     result = await loop.run_in_executor(None, parent.recv)
+    server_cpu = server.cpu_seconds() - server_cpu
     proc.join(30)
     delays: list[float] = []
     missing = 0
     for got in result["arrivals"]:
         missing += events - len(got)
         delays.extend(max(0.0, t - acks[n]) for n, t in got)
-    fig = Figures(f"watch fan-out x{watchers}", events, seconds, delays, result["cpu"])
+    fig = Figures(f"watch fan-out x{watchers}", events, seconds, delays, result["cpu"],
+                  server_cpu)
     if missing:
         print(f"  {missing} of {watchers * events} events never arrived", flush=True)
     return fig

@@ -45,6 +45,7 @@ class Figures:
     seconds: float
     latencies: list[float] = field(default_factory=list)
     client_cpu: float = 0.0
+    server_cpu: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -56,7 +57,7 @@ class Figures:
     def line(self) -> str:
         return (f"{self.name:<22} {self.count:>6} in {self.seconds:6.2f} s: {self.rate:7.0f}/s, "
                 f"p50 {self.p(0.5):7.2f} ms, p99 {self.p(0.99):7.2f} ms, "
-                f"client CPU {self.client_cpu:5.2f} s")
+                f"CPU: client {self.client_cpu:5.2f} s, server {self.server_cpu:5.2f} s")
 
 
 @dataclass
@@ -96,6 +97,16 @@ class Server:
                 pass
             time.sleep(0.1)
         raise RuntimeError("server not ready within 60 s")
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU time the server process (all its threads) has used."""
+        if self.proc is None:
+            return 0.0
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
