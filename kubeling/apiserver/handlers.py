@@ -12,7 +12,10 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from kubeling.api import errors, schema
+from kubeling.api import field as field_errors
 from kubeling.api.kinds import Kind
 from kubeling.apiserver import codec, render
 from kubeling.apiserver.codec import Want
@@ -46,19 +49,33 @@ def respond(status: int, payload: tuple[bytes, str], warnings: list[str] | None 
     return Response(status, body, ctype, headers)
 
 
+_OPTIONS_KIND = {"POST": "CreateOptions", "PUT": "UpdateOptions", "PATCH": "PatchOptions",
+                 "DELETE": "DeleteOptions"}
+
+
+def _go_strings(values: list[str]) -> str:
+    return "[]string{" + ", ".join(orjson.dumps(v).decode() for v in values) + "}"
+
+
 def write_options(req: Request) -> WriteOptions:
+    """The write's options from the query; bad values are 422 on ``meta.k8s.io`` *Options."""
+    causes: list[errors.Cause] = []
     dry = req.query.get("dryRun", [])
-    for d in dry:
-        if d != "All":
-            raise errors.bad_request(
-                f"Invalid dry run value: {d!r}: supported values: \"All\"")
-    fv = req.q("fieldValidation") or "Warn"
-    if fv not in _FIELD_VALIDATION:
-        raise errors.bad_request(
-            f"fieldValidation must be one of \"Ignore\", \"Warn\", or \"Strict\", got {fv!r}")
+    if any(d != "All" for d in dry):
+        causes.append({"reason": "FieldValueNotSupported", "field": "dryRun",
+                       "message": f'Unsupported value: {_go_strings(dry)}: supported values: '
+                                  '"All"'})
+    fv = req.q("fieldValidation")
+    if fv not in ("", *_FIELD_VALIDATION):
+        causes.append(field_errors.not_supported(
+            "fieldValidation", fv, ("", "Ignore", "Strict", "Warn")))
+    fv = fv or "Warn"
     manager = req.q("fieldManager")
     if len(manager) > 128:
-        raise errors.bad_request("fieldManager: Too long: must have at most 128 bytes")
+        causes.append(field_errors.too_long("fieldManager", 128))
+    if causes:
+        raise errors.invalid(_OPTIONS_KIND.get(req.method, "CreateOptions"), "", causes,
+                             "meta.k8s.io")
     return WriteOptions(dry_run=bool(dry), field_manager=manager,
                         user_agent=req.headers.get("user-agent", ""), field_validation=fv)
 
