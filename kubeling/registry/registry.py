@@ -10,6 +10,8 @@ store (consistent reads), except lists of an older page (from the store).
 
 from __future__ import annotations
 
+import asyncio
+import builtins
 import copy
 import logging
 import secrets
@@ -28,6 +30,7 @@ from kubeling.api.kinds import Kind
 from kubeling.api.normalize import normalize
 from kubeling.api.validation import validate_create, validate_status_update, validate_update
 from kubeling.registry import managed
+from kubeling.registry.allocator import ServiceAllocator
 from kubeling.registry.cache import Cached, WatchCache, resource_prefix
 from kubeling.registry.listing import ListOptions, decode_continue, encode_continue
 from kubeling.registry.strategy import (
@@ -108,6 +111,8 @@ class Registry:
         self.store = store
         self.clock = clock
         self.cache = WatchCache(store)
+        self.services = ServiceAllocator()
+        self._svc_lock = asyncio.Lock()
 
     async def start(self) -> None:
         await self.cache.start()
@@ -123,6 +128,22 @@ class Registry:
                 except errors.StatusError as exc:
                     if exc.code != 409:
                         raise
+        svc_kind = kinds.by_resource("", "services")
+        assert svc_kind is not None
+        if self.cache.get(svc_kind.key("default", "kubernetes")) is None:
+            svc = {"apiVersion": "v1", "kind": "Service", "metadata": {
+                "name": "kubernetes", "namespace": "default",
+                "labels": {"component": "apiserver", "provider": "kubernetes"}},
+                "spec": {"type": "ClusterIP", "clusterIP": self.services.first_ip,
+                         "ports": [{"name": "https", "port": 443, "protocol": "TCP",
+                                    "targetPort": 6443}]}}
+            try:
+                await self.create(svc_kind, "default", svc,
+                                  WriteOptions(field_manager="kubeling-apiserver"))
+                log.info("created service default/kubernetes at %s", self.services.first_ip)
+            except errors.StatusError as exc:
+                if exc.code != 409:
+                    raise
 
     async def stop(self) -> None:
         await self.cache.stop()
@@ -351,6 +372,21 @@ class Registry:
 
     async def create(self, kind: Kind, namespace: str | None, obj: Obj,
                      opts: WriteOptions | None = None, *, version: str = "") -> Cached:
+        if kind.kind == "Service" and not kind.group:
+            async with self._svc_lock:
+                try:
+                    return await self._create(kind, namespace, obj, opts, version=version)
+                finally:
+                    self.services.settle()
+        return await self._create(kind, namespace, obj, opts, version=version)
+
+    def _services(self) -> builtins.list[Obj]:
+        svc = kinds.by_resource("", "services")
+        assert svc is not None
+        return [c.obj for c in self.cache.list(svc.key_prefix(), svc.key_prefix())]
+
+    async def _create(self, kind: Kind, namespace: str | None, obj: Obj,
+                      opts: WriteOptions | None = None, *, version: str = "") -> Cached:
         opts = opts or WriteOptions()
         version = version or kind.preferred_version
         obj = self._check_target(kind, namespace, obj, version)
@@ -367,6 +403,9 @@ class Registry:
                 meta["name"] = meta["generateName"] + "".join(
                     secrets.choice(_NAME_CHARS) for _ in range(5))
             self._prepare_new(kind, obj)
+            if kind.kind == "Service" and not kind.group:
+                await self.cache.sync()
+                self.services.allocate(obj, self._services())
             self._raise_invalid(kind, obj, validate_create(kind, obj))
             managed.on_create(kind, obj, opts, now_rfc3339(self.clock))
             key = kind.key(meta.get("namespace"), meta["name"])
@@ -418,6 +457,23 @@ class Registry:
                      subresource: str = "", precondition_rv: str = "", version: str = "",
                      create_ok: bool | None = None) -> tuple[Cached, bool]:
         """The guaranteed-update loop shared by update and patch."""
+        if kind.kind == "Service" and not kind.group and subresource == "":
+            async with self._svc_lock:
+                try:
+                    return await self._write_once(kind, namespace, name, mutate, opts,
+                                                  subresource=subresource,
+                                                  precondition_rv=precondition_rv,
+                                                  version=version, create_ok=create_ok)
+                finally:
+                    self.services.settle()
+        return await self._write_once(kind, namespace, name, mutate, opts,
+                                      subresource=subresource, precondition_rv=precondition_rv,
+                                      version=version, create_ok=create_ok)
+
+    async def _write_once(self, kind: Kind, namespace: str | None, name: str,
+                          mutate: Callable[[Obj | None], Obj], opts: WriteOptions, *,
+                          subresource: str = "", precondition_rv: str = "", version: str = "",
+                          create_ok: bool | None = None) -> tuple[Cached, bool]:
         key = kind.key(namespace, name)
         st = strategy_for(kind)
         allow_create = st.allow_create_on_update if create_ok is None else create_ok
@@ -447,6 +503,9 @@ class Registry:
             if subresource == "status":
                 new = prepare_for_status_update(kind, new, old)
             new = self._prepare_update(kind, new, old, subresource)
+            if kind.kind == "Service" and not kind.group and subresource == "":
+                await self.cache.sync()
+                self.services.allocate(new, self._services(), old)
             if subresource == "status":
                 causes = validate_status_update(kind, new, old)
             elif subresource == "binding":

@@ -110,7 +110,18 @@ def _keep_allocated(new: Obj, old: Obj) -> None:
         nspec["clusterIP"] = ospec["clusterIP"]
         if ospec.get("clusterIPs") and not nspec.get("clusterIPs"):
             nspec["clusterIPs"] = ospec["clusterIPs"]
-    if nspec.get("type") in ("NodePort", "LoadBalancer"):
+    external = ("NodePort", "LoadBalancer")
+    if ospec.get("type") in external and nspec.get("type", "ClusterIP") not in external:
+        # Leaving an external type drops what only such types have (dropTypeDependentFields).
+        old_node_ports = {p.get("nodePort") for p in ospec.get("ports") or []}
+        for p in nspec.get("ports") or []:
+            if p.get("nodePort") in old_node_ports:
+                p.pop("nodePort", None)
+        if nspec.get("externalTrafficPolicy") == ospec.get("externalTrafficPolicy"):
+            nspec.pop("externalTrafficPolicy", None)
+        if nspec.get("healthCheckNodePort") == ospec.get("healthCheckNodePort"):
+            nspec.pop("healthCheckNodePort", None)
+    if nspec.get("type") in external:
         old_ports = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
                      for p in ospec.get("ports") or []}
         for p in nspec.get("ports") or []:

@@ -118,8 +118,6 @@ def test_create_generators(cluster: Cluster, ns: str) -> None:
     assert get(cluster, ns, f"namespace/{ns2}")["status"]["phase"] == "Active"
 
 
-@pytest.mark.xfail(reason="no service IP or node port allocator yet: spec.clusterIP stays "
-                   "empty and nodePort unset", strict=True)
 def test_service_gets_cluster_ip_and_node_port(cluster: Cluster, ns: str) -> None:
     cluster.kubectl("-n", ns, "create", "service", "nodeport", "web", "--tcp=80:8080")
     svc = get(cluster, ns, "service/web")
@@ -210,9 +208,6 @@ def test_server_side_apply_conflict_and_force(cluster: Cluster, ns: str, tmp_pat
     assert get(cluster, ns, "configmap/app")["data"] == {"keep": "other"}
 
 
-@pytest.mark.xfail(reason="an apply configuration holding a null map (`data:` with nothing "
-                   "under it) makes the server fail with 500 AttributeError in "
-                   "api/apply/typed.py _collect", strict=True)
 def test_server_side_apply_with_null_map(cluster: Cluster, ns: str, tmp_path: Path) -> None:
     path = tmp_path / "app.yaml"
     path.write_text(APP)
