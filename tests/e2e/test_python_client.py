@@ -17,7 +17,7 @@ import pytest
 from kubernetes import client, config, dynamic, utils, watch
 from kubernetes.client.rest import ApiException
 
-from tests.cluster import Cluster
+from tests.cluster import Cluster, wait_for
 
 
 def api_client(c: Cluster) -> client.ApiClient:
@@ -169,8 +169,10 @@ def test_namespace_lifecycle(core: client.CoreV1Api) -> None:
     assert created.metadata.labels["kubernetes.io/metadata.name"] == name
     assert created.spec.finalizers == ["kubernetes"]
     assert name in [n.metadata.name for n in core.list_namespace().items]
+    core.create_namespaced_config_map(name, client.V1ConfigMap(metadata=meta("inside")))
     core.delete_namespace(name)
-    # With the kubernetes finalizer, a deleted namespace terminates before it goes away.
+    # With the kubernetes finalizer, a deleted namespace terminates (its content is removed)
+    # before it goes away.
     try:
         after = core.read_namespace(name)
     except ApiException as exc:
@@ -178,6 +180,16 @@ def test_namespace_lifecycle(core: client.CoreV1Api) -> None:
     else:
         assert after.status.phase == "Terminating"
         assert after.metadata.deletion_timestamp is not None
+
+    def gone() -> bool:
+        try:
+            core.read_namespace(name)
+        except ApiException as exc:
+            return status_of(exc) == 404
+        return False
+
+    wait_for(f"namespace {name} to be finalized and removed", gone)
+    assert core.list_namespaced_config_map(name).items == []
 
 
 def test_job_defaults(api: client.ApiClient, ns: str) -> None:
@@ -356,6 +368,23 @@ def test_watch_with_field_selector_sees_only_its_object(core: client.CoreV1Api,
         got.append((ev["type"], ev["object"].metadata.name))
         w.stop()
     assert got == [("ADDED", "mine")]
+
+
+def test_watch_with_label_selector_sees_objects_enter_and_leave(core: client.CoreV1Api,
+                                                                ns: str) -> None:
+    rv = core.list_namespaced_config_map(ns).metadata.resource_version
+    core.create_namespaced_config_map(ns, client.V1ConfigMap(metadata=meta("m", app="on")))
+    core.patch_namespaced_config_map("m", ns, {"metadata": {"labels": {"app": "off"}}})
+    core.patch_namespaced_config_map("m", ns, {"data": {"ignored": "while off"}})
+    core.patch_namespaced_config_map("m", ns, {"metadata": {"labels": {"app": "on"}}})
+    w = watch.Watch()
+    got = []
+    for ev in w.stream(core.list_namespaced_config_map, ns, resource_version=rv,
+                       label_selector="app=on", timeout_seconds=3):
+        got.append((ev["type"], ev["object"].metadata.labels["app"]))
+        if len(got) == 3:
+            w.stop()
+    assert got == [("ADDED", "on"), ("DELETED", "off"), ("ADDED", "on")]
 
 
 def _compact_to_current(c: Cluster) -> int:
