@@ -338,7 +338,7 @@ class Registry:
             meta["name"] = name
         return obj
 
-    async def _admit_namespace(self, kind: Kind, namespace: str | None) -> None:
+    async def _admit_namespace(self, kind: Kind, namespace: str | None, name: str = "") -> None:
         if not kind.namespaced or not namespace:
             return
         ns_kind = kinds.by_resource("", "namespaces")
@@ -352,11 +352,13 @@ class Registry:
             raise errors.not_found("namespaces", namespace)
         if (c.obj.get("status") or {}).get("phase") == "Terminating" or \
                 c.obj["metadata"].get("deletionTimestamp"):
+            resource = kind.qualified_resource
+            named = f"{resource} {orjson.dumps(name).decode()}" if name else resource
             raise errors.StatusError(
                 403, "Forbidden",
-                f"{kind.resource} \"{(c.obj['metadata'].get('name'))}\" is forbidden: unable to "
-                f"create new content in namespace {namespace} because it is being terminated",
-                kind=kind.resource, group=kind.group,
+                f"{named} is forbidden: unable to create new content in namespace {namespace} "
+                "because it is being terminated",
+                name=name or None, kind=kind.resource, group=kind.group,
                 causes=[{"reason": "NamespaceTerminating",
                          "message": f"namespace {namespace} is being terminated",
                          "field": "metadata.namespace"}],
@@ -396,7 +398,7 @@ class Registry:
         meta = obj["metadata"]
         apply_defaults(kind, obj)
         _normalize(kind, obj)
-        await self._admit_namespace(kind, meta.get("namespace"))
+        await self._admit_namespace(kind, meta.get("namespace"), meta.get("name") or "")
         generated = not meta.get("name") and bool(meta.get("generateName"))
         for attempt in range(8):
             if generated:

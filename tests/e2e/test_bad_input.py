@@ -318,10 +318,6 @@ def test_creating_in_a_terminating_namespace_is_forbidden(http: httpx.Client) ->
                  lambda: http.get(f"/api/v1/namespaces/{name}").status_code == 404)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the registry's namespace admission names the namespace, not the new object, in the "
-    "Forbidden message and leaves details.name out (kube-apiserver: configmaps \"late\" is "
-    "forbidden ..., details.name \"late\")"))
 def test_terminating_namespace_refusal_names_the_object(http: httpx.Client) -> None:
     name = f"bad-term-{uuid.uuid4().hex[:8]}"
     http.post("/api/v1/namespaces",
