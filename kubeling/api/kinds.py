@@ -151,6 +151,15 @@ def by_resource(group: str, resource: str) -> Kind | None:
     return _BY_RESOURCE.get((group, resource))
 
 
+_BY_KEY_PREFIX: dict[str, Kind] = {k.key_prefix(): k for k in KINDS if not k.storage_of}
+
+
+def by_key(key: str) -> Kind | None:
+    """The kind a storage key belongs to (``/registry/apps/deployments/ns/x`` -> Deployment)."""
+    parts = key.split("/", 4)
+    return _BY_KEY_PREFIX.get("/".join(parts[:4]) + "/")
+
+
 def storage_kind(kind: Kind) -> Kind:
     """The kind whose storage ``kind`` uses (itself, for all but events.k8s.io Events)."""
     if not kind.storage_of:

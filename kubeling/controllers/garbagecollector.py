@@ -8,8 +8,9 @@ Three jobs, level-triggered from a scan of every object:
 - an owner being deleted with ``foregroundDeletion`` has its dependents
   deleted (foreground too), and loses the finalizer when none is left.
 
-Kubernetes keeps a graph updated from informers; a periodic scan of the
-in-memory cache gives the same result at the scale this server targets.
+Kubernetes keeps a graph updated from informers; here the watch cache keeps
+the set of objects that have owners or wait on dependents, and a periodic
+pass over that set alone gives the same result.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import logging
 from collections import defaultdict
 from typing import Any
 
-from kubeling.api import errors, kinds
+from kubeling.api import errors
 from kubeling.api.kinds import Kind
 from kubeling.client.inprocess import InProcessClient
 
@@ -46,12 +47,7 @@ class GarbageCollector:
             await asyncio.sleep(self.interval)
 
     async def sweep(self) -> None:
-        objects: list[tuple[Kind, Obj]] = []
-        for kind in kinds.KINDS:
-            if kind.group == "events.k8s.io":
-                continue
-            objects.extend((kind, o) for o in await self.client.list(kind))
-        by_uid = {o["metadata"].get("uid"): (k, o) for k, o in objects}
+        objects = self.client.gc_candidates()
         dependents: dict[str, list[tuple[Kind, Obj]]] = defaultdict(list)
         for kind, obj in objects:
             for ref in obj["metadata"].get("ownerReferences") or []:
@@ -63,28 +59,23 @@ class GarbageCollector:
                 await self._orphan(kind, obj, dependents.get(meta["uid"], []))
             elif meta.get("deletionTimestamp") and FOREGROUND in fins:
                 await self._foreground(kind, obj, dependents.get(meta["uid"], []))
+        # Owners just released or deleted above are seen by a fresh read.
+        await self.client.sync()
+        for kind, obj in self.client.gc_candidates():
+            meta = obj["metadata"]
             refs = meta.get("ownerReferences") or []
             if refs and not meta.get("deletionTimestamp") and \
-                    all(self._owner_gone(r, obj, by_uid) for r in refs):
+                    all(self.client.owner(r, meta.get("namespace")) is None for r in refs):
                 await self._delete(kind, obj, "Background", "its owners are gone")
-
-    @staticmethod
-    def _owner_gone(ref: Obj, obj: Obj, by_uid: dict[str, tuple[Kind, Obj]]) -> bool:
-        owner = by_uid.get(ref.get("uid", ""))
-        if owner is None:
-            return True
-        okind, oobj = owner
-        if okind.namespaced and oobj["metadata"].get("namespace") != \
-                obj["metadata"].get("namespace"):
-            return True
-        return False
 
     async def _delete(self, kind: Kind, obj: Obj, policy: str, why: str) -> None:
         meta = obj["metadata"]
         try:
             await self.client.delete(kind, meta.get("namespace"), meta["name"],
                                      {"propagationPolicy": policy,
-                                      "preconditions": {"uid": meta["uid"]}})
+                                      "preconditions": {"uid": meta["uid"],
+                                                        "resourceVersion":
+                                                            meta["resourceVersion"]}})
             log.info("deleted %s %s: %s", kind.resource, _ref(obj), why)
         except errors.StatusError as exc:
             if exc.code not in (404, 409):
@@ -92,6 +83,7 @@ class GarbageCollector:
 
     async def _orphan(self, kind: Kind, owner: Obj, deps: list[tuple[Kind, Obj]]) -> None:
         uid = owner["metadata"]["uid"]
+        released = True
         for dkind, dep in deps:
             fresh = copy.deepcopy(dep)
             refs = [r for r in fresh["metadata"].get("ownerReferences") or []
@@ -99,7 +91,9 @@ class GarbageCollector:
             fresh["metadata"]["ownerReferences"] = refs
             if not refs:
                 fresh["metadata"].pop("ownerReferences")
-            await self._update(dkind, fresh)
+            released = await self._update(dkind, fresh) and released
+        if not released:
+            return  # a dependent changed meanwhile: the next pass tries again
         await self._drop_finalizer(kind, owner, ORPHAN)
         log.info("orphaned %d dependents of %s %s", len(deps), kind.resource, _ref(owner))
 
@@ -118,12 +112,14 @@ class GarbageCollector:
                                            if f != finalizer]
         await self._update(kind, fresh)
 
-    async def _update(self, kind: Kind, obj: Obj) -> None:
+    async def _update(self, kind: Kind, obj: Obj) -> bool:
         try:
             await self.client.update(kind, obj)
         except errors.StatusError as exc:
             if exc.code not in (404, 409):
                 raise
+            return exc.code == 404
+        return True
 
 
 def _ref(obj: Obj) -> str:

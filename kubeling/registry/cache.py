@@ -126,12 +126,16 @@ class WatchCache:
         self._task: asyncio.Task[None] | None = None
         self._started_at = 0
         self.ready = asyncio.Event()
+        # Keys of objects the garbage collector must look at: those with owners,
+        # and those waiting for their dependents (orphan / foreground finalizers).
+        self.gc_keys: set[str] = set()
 
     async def start(self) -> None:
         result = await self.store.list(ROOT)
         for kv in result.kvs:
             c = Cached.from_kv(kv)
             self._objects.setdefault(resource_prefix(kv.key), {})[kv.key] = c
+            self._track_gc(kv.key, c.obj)
         self.revision = result.revision
         self._started_at = result.revision
         log.info("watch cache loaded %d objects at revision %d", len(result.kvs), self.revision)
@@ -168,6 +172,7 @@ class WatchCache:
                 prev = Cached(ev.key, decode(ev.prev_value, ev.revision), ev.revision)
             objs.pop(ev.key, None)
             self._sorted.pop(rp, None)
+            self.gc_keys.discard(ev.key)
             last = Cached(ev.key, decode(ev.prev_value or b"{}", ev.revision), ev.revision)
             cev = CacheEvent("DELETED", ev.revision, last, prev)
         else:
@@ -176,12 +181,21 @@ class WatchCache:
             if prev is None:
                 self._sorted.pop(rp, None)
             objs[ev.key] = c
+            self._track_gc(ev.key, c.obj)
             cev = CacheEvent("ADDED" if prev is None else "MODIFIED", ev.revision, c, prev)
         self._last_change[rp] = ev.revision
         self.revision = ev.revision
         self._history.append(cev)
         for w in self._watchers.get(rp, ()):
             w.offer(cev)
+
+    def _track_gc(self, key: str, obj: Obj) -> None:
+        meta = obj.get("metadata") or {}
+        fins = meta.get("finalizers") or ()
+        if meta.get("ownerReferences") or "orphan" in fins or "foregroundDeletion" in fins:
+            self.gc_keys.add(key)
+        else:
+            self.gc_keys.discard(key)
 
     async def wait_for(self, revision: int, timeout: float = 3.0) -> None:
         """Wait until the cache has seen ``revision`` (a consistent read's precondition)."""
