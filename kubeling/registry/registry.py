@@ -41,6 +41,7 @@ from kubeling.registry.strategy import (
 )
 from kubeling.storage.interface import (
     CompactedError,
+    FutureRevisionError,
     KeyExistsError,
     KeyNotFoundError,
     KeyValue,
@@ -269,12 +270,20 @@ class Registry:
             try:
                 res = await self.store.list(prefix, revision=rv, limit=limit or 0, start_key=key)
             except CompactedError as exc:
+                if not start_key:
+                    raise errors.resource_expired(exc.requested, exc.compacted) from None
                 raise errors.StatusError(
                     410, "Expired",
                     "The provided continue parameter is too old to display a consistent list "
                     "result. You can start a new list without the continue parameter, or use "
                     "the continue token in this response to retrieve the remainder of the "
-                    f"results. (too old resource version: {exc.requested} ({exc.compacted}))",
+                    "results. Continuing with the provided token results in an inconsistent "
+                    "list - objects that were created, modified, or deleted between the time "
+                    "the first chunk was returned and now may show up in the list.",
+                ) from None
+            except FutureRevisionError as exc:
+                raise errors.timeout(
+                    f"Too large resource version: {exc.requested}, current: {exc.current}"
                 ) from None
             for kv in res.kvs:
                 c = _from_kv(kv)
