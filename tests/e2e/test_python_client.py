@@ -413,6 +413,7 @@ def test_watch_and_list_from_compacted_revision_are_gone(fresh_cluster: Cluster)
     old = core.create_namespaced_config_map(
         "default", client.V1ConfigMap(metadata=meta("old"))).metadata.resource_version
     core.patch_namespaced_config_map("old", "default", {"data": {"k": "v"}})
+    a.close()
     compacted = _compact_to_current(fresh_cluster)
     assert compacted > int(old)
     a = api_client(fresh_cluster)
