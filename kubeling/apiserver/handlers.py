@@ -7,7 +7,6 @@ their own (scale, binding) are translated here to writes of the parent.
 
 from __future__ import annotations
 
-import copy
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +15,7 @@ import orjson
 
 from kubeling.api import errors, schema
 from kubeling.api import field as field_errors
+from kubeling.api.jsoncopy import json_copy
 from kubeling.api.kinds import Kind
 from kubeling.apiserver import codec, render
 from kubeling.apiserver.codec import Want
@@ -181,7 +181,7 @@ class Handlers:
         force = req.qbool("force")
         manager = opts.field_manager
         root = schema.kind_schema(kind.group, info.version, kind.kind)
-        config = copy.deepcopy(body)
+        config = json_copy(body)
         config.setdefault("metadata", {})
         if info.subresource == "" and not config["metadata"].get("name"):
             config["metadata"]["name"] = info.name

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import copy
 import logging
 import secrets
 import time
@@ -26,6 +25,7 @@ import orjson
 
 from kubeling.api import conversion, errors, fields, kinds, schema, selectors
 from kubeling.api.defaults import apply_defaults
+from kubeling.api.jsoncopy import json_copy
 from kubeling.api.kinds import Kind
 from kubeling.api.normalize import normalize
 from kubeling.api.validation import validate_create, validate_status_update, validate_update
@@ -321,7 +321,7 @@ class Registry:
             raise errors.bad_request(
                 f"the API version in the data ({av}) does not match the expected API version "
                 f"({expected_av})")
-        obj = copy.deepcopy(obj)
+        obj = json_copy(obj)
         obj["apiVersion"] = expected_av
         obj["kind"] = kind.kind
         meta = obj.get("metadata")
@@ -602,7 +602,7 @@ class Registry:
             if old is None:
                 assert create is not None
                 return create()
-            mine = conversion.from_storage(kind, copy.deepcopy(old), version)
+            mine = conversion.from_storage(kind, json_copy(old), version)
             out = fn(mine)
             out = self._check_target(kind, namespace, out, version, name)
             out = managed.check_fields(kind, version, out, wopts)
@@ -666,7 +666,7 @@ class Registry:
                     continue
                 return Cached(key, _from_kv(prev).obj, rev), True
             # Graceful or finalized deletion: mark the object and keep it.
-            new = copy.deepcopy(obj)
+            new = json_copy(obj)
             nmeta = new["metadata"]
             already = bool(nmeta.get("deletionTimestamp"))
             if already and not graceful:

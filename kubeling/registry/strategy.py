@@ -8,11 +8,11 @@ resource; generation moves only when the spec does.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubeling.api.jsoncopy import json_copy
 from kubeling.api.kinds import Kind
 
 Obj = dict[str, Any]
@@ -139,7 +139,7 @@ def prepare_for_update(kind: Kind, new: Obj, old: Obj) -> None:
     if st.status_subresource:
         for f in st.status_fields:
             if f in old:
-                new[f] = copy.deepcopy(old[f])
+                new[f] = json_copy(old[f])
             else:
                 new.pop(f, None)
     if kind.has_generation:
@@ -152,7 +152,7 @@ def prepare_for_update(kind: Kind, new: Obj, old: Obj) -> None:
 def prepare_for_status_update(kind: Kind, new: Obj, old: Obj) -> Obj:
     """A write to the status subresource: only status (and a few metadata fields) change."""
     st = strategy_for(kind)
-    out = copy.deepcopy(old)
+    out = json_copy(old)
     for f in st.status_fields:
         if f in new:
             out[f] = new[f]

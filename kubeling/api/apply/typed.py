@@ -17,11 +17,11 @@ A subtree the schema does not know is an atomic leaf.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from kubeling.api.apply.fieldset import FieldSet, Path, PathElement, field_pe, key_pe, value_pe
+from kubeling.api.jsoncopy import json_copy
 from kubeling.api.schema import ListOf, MapOf, Node, Scalar, Struct
 
 # Types Kubernetes marks ``+structType=atomic``: replaced whole, owned as one leaf.
@@ -328,7 +328,7 @@ def with_zero_fields(schema: Struct, obj: dict[str, Any]) -> dict[str, Any]:
     when unset. Comparing in that shape gives the same ownership as Kubernetes
     (no ``"."`` entry for ``spec``, one for ``labels`` when they are new).
     """
-    out = copy.deepcopy(obj)
+    out = json_copy(obj)
     for name in _ROOT_VALUE_FIELDS:
         fi = schema.fields.get(name)
         if fi is not None and isinstance(fi.node, Struct) and out.get(name) is None:

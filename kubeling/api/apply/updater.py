@@ -47,6 +47,7 @@ from kubeling.api.apply.typed import (
     with_zero_fields,
 )
 from kubeling.api.errors import Cause, StatusError, bad_request
+from kubeling.api.jsoncopy import json_copy
 from kubeling.api.schema import Struct
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -72,7 +73,7 @@ def apply_config(
     """
     if (config.get("metadata") or {}).get("managedFields") is not None:
         raise bad_request("metadata.managedFields must be nil")
-    obj = copy.deepcopy(live) if live is not None else {}
+    obj = json_copy(live) if live is not None else {}
     meta = obj.get("metadata") or {}
     managers = decode_or_empty(meta.pop("managedFields", None))
     try:

@@ -19,17 +19,14 @@ from typing import Any
 import orjson
 
 from kubeling.api.errors import bad_request
+from kubeling.api.jsoncopy import json_copy
 
 INVALID_PATCH = "Invalid JSON Patch"
 
 
 def deep_copy(value: Any) -> Any:
     """A copy of JSON-shaped data that shares no dict or list with ``value``."""
-    if isinstance(value, dict):
-        return {k: deep_copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [deep_copy(v) for v in value]
-    return value
+    return json_copy(value)
 
 
 def json_equal(a: Any, b: Any) -> bool:
