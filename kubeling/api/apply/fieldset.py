@@ -66,7 +66,10 @@ def path_string(path: Path) -> str:
 
 
 class FieldSet:
-    """A set of paths stored as a tree; empty subtrees are never kept."""
+    """A set of paths stored as a tree; empty subtrees are never kept.
+
+    The set operations share untouched subtrees with their operands: treat a set
+    returned by one as a value (``without_prefixes`` copies before it edits)."""
 
     __slots__ = ("children", "members")
 
@@ -89,7 +92,10 @@ class FieldSet:
             return
         node = self
         for pe in path[:-1]:
-            node = node.children.setdefault(pe, FieldSet())
+            child = node.children.get(pe)
+            if child is None:
+                child = node.children[pe] = FieldSet()
+            node = child
         node.members.add(path[-1])
 
     def has(self, path: Path) -> bool:
@@ -113,7 +119,7 @@ class FieldSet:
         s.members = self.members | other.members
         for pe in self.children.keys() | other.children.keys():
             a, b = self.children.get(pe), other.children.get(pe)
-            s.children[pe] = a.union(b) if a and b else (a or b or FieldSet()).copy()
+            s.children[pe] = a.union(b) if a and b else (a or b or FieldSet())
         return s
 
     def intersection(self, other: FieldSet) -> FieldSet:
@@ -131,7 +137,7 @@ class FieldSet:
         s.members = self.members - other.members
         for pe, c in self.children.items():
             o = other.children.get(pe)
-            d = c.difference(o) if o else c.copy()
+            d = c.difference(o) if o else c
             if not d.empty():
                 s.children[pe] = d
         return s

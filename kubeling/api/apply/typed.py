@@ -150,8 +150,10 @@ def item_pe(lst: ListOf, item: Any) -> PathElement:
     return key_pe(keys)
 
 
-def index_items(lst: ListOf, items: Any, where: str = "") -> dict[PathElement, Any]:
-    """Items of a mergeable list by path element, first occurrence wins, in order."""
+def index_items(lst: ListOf, items: Any, where: str | Path = "") -> dict[PathElement, Any]:
+    """Items of a mergeable list by path element, first occurrence wins, in order.
+
+    ``where`` (a path, rendered only for an error) says where the list is."""
     out: dict[PathElement, Any] = {}
     if not isinstance(items, list):
         return out
@@ -159,7 +161,8 @@ def index_items(lst: ListOf, items: Any, where: str = "") -> dict[PathElement, A
         try:
             pe = item_pe(lst, item)
         except ShapeError as e:
-            raise ShapeError(f"{where}: element {i}: {e}") from None
+            at = where if isinstance(where, str) else _where(where)
+            raise ShapeError(f"{at}: element {i}: {e}") from None
         out.setdefault(pe, item)
     return out
 
@@ -197,7 +200,7 @@ def _collect(node: Node | None, value: Any, path: Path) -> FieldSet:
         return s
     if kind == LIST:
         assert isinstance(node, ListOf)
-        for pe, item in index_items(node, value, _where(path)).items():
+        for pe, item in index_items(node, value, path).items():
             s.members.add(pe)
             c = _collect(node.item, item, (*path, pe))
             if not c.empty():
@@ -295,7 +298,7 @@ def _compare(node: Node | None, lhs: Any, rhs: Any, path: Path, c: Comparison) -
         return
     if kind == LIST:
         assert isinstance(node, ListOf)
-        where = _where(path)
+        where = path
         left = index_items(node, lhs, where) if lhs is not MISSING else {}
         right = index_items(node, rhs, where) if rhs is not MISSING else {}
         for pe in left.keys() | right.keys():
@@ -337,17 +340,40 @@ def with_zero_fields(schema: Struct, obj: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# Per struct, only the fields _fill acts on: (name, node, when missing: "{}" | "null" | "",
+# recurse into a present dict).
+_FillPlan = list[tuple[str, Node, str, bool]]
+_FILL_PLANS: dict[int, _FillPlan] = {}
+
+
+def _fill_plan(node: Struct) -> _FillPlan:
+    plan = _FILL_PLANS.get(id(node))
+    if plan is None:
+        plan = []
+        for name, fi in node.fields.items():
+            sub = fi.node
+            walkable = isinstance(sub, Struct) and not is_atomic(sub)
+            if walkable and (name in node.required or (node.name, name) in _VALUE_STRUCTS):
+                missing = "{}"
+            elif name in node.required and isinstance(sub, ListOf | MapOf | Struct):
+                missing = "null"
+            else:
+                missing = ""
+            if missing or walkable:
+                plan.append((name, sub, missing, walkable))
+        _FILL_PLANS[id(node)] = plan
+    return plan
+
+
 def _fill(node: Struct, obj: dict[str, Any]) -> None:
-    for name, fi in node.fields.items():
-        sub = fi.node
+    for name, sub, missing, walkable in _fill_plan(node):
         value = obj.get(name, MISSING)
         if value is MISSING:
-            if isinstance(sub, Struct) and not is_atomic(sub) and (
-                name in node.required or (node.name, name) in _VALUE_STRUCTS
-            ):
+            if missing == "{}":
                 value = obj[name] = {}
-            elif name in node.required and isinstance(sub, ListOf | MapOf | Struct):
+            elif missing == "null":
                 obj[name] = None
                 continue
-        if isinstance(sub, Struct) and not is_atomic(sub) and isinstance(value, dict):
+        if walkable and isinstance(value, dict):
+            assert isinstance(sub, Struct)
             _fill(sub, value)
