@@ -117,7 +117,7 @@ class Handlers:
         body = codec.decode_body(req.headers.get("content-type"), req.body)
         opts = write_options(req)
         c = await self.registry.create(kind, info.namespace, body, opts, version=info.version)
-        log.info("create %s %s", kind.qualified_resource, _ref(c))
+        log.debug("create %s %s", kind.qualified_resource, _ref(c))
         return respond(201, render.render_object(kind, c, info.version, want), opts.warnings)
 
     async def update(self, req: Request, info: RequestInfo, kind: Kind, want: Want) -> Response:
@@ -132,7 +132,7 @@ class Handlers:
             raise errors.not_found(f"{kind.resource}/{sub}", info.name, kind.group)
         c, created = await self.registry.update(kind, info.namespace, info.name, body, opts,
                                                 version=info.version, subresource=sub)
-        log.info("update %s %s%s", kind.qualified_resource, _ref(c), f" ({sub})" if sub else "")
+        log.debug("update %s %s%s", kind.qualified_resource, _ref(c), f" ({sub})" if sub else "")
         return respond(201 if created else 200,
                        render.render_object(kind, c, info.version, want), opts.warnings)
 
@@ -166,7 +166,7 @@ class Handlers:
 
         c, _ = await self.registry.mutate(kind, info.namespace, info.name, fn, opts,
                                           subresource=sub, version=info.version)
-        log.info("patch %s %s%s", kind.qualified_resource, _ref(c), f" ({sub})" if sub else "")
+        log.debug("patch %s %s%s", kind.qualified_resource, _ref(c), f" ({sub})" if sub else "")
         return respond(200, render.render_object(kind, c, info.version, want), opts.warnings)
 
     async def _apply(self, req: Request, info: RequestInfo, kind: Kind, body: Any,
@@ -195,7 +195,7 @@ class Handlers:
         c, created = await self.registry.mutate(
             kind, info.namespace, info.name, applied, opts, version=info.version,
             subresource=info.subresource, create=lambda: applied(None))
-        log.info("apply %s %s by %s", kind.qualified_resource, _ref(c), manager)
+        log.debug("apply %s %s by %s", kind.qualified_resource, _ref(c), manager)
         return respond(201 if created else 200,
                        render.render_object(kind, c, info.version, want), opts.warnings)
 

@@ -129,6 +129,8 @@ class WatchCache:
         # Keys of objects the garbage collector must look at: those with owners,
         # and those waiting for their dependents (orphan / foreground finalizers).
         self.gc_keys: set[str] = set()
+        # Objects this process just wrote, so their events need not be parsed again.
+        self._primed: dict[tuple[str, int], Cached] = {}
 
     async def start(self) -> None:
         result = await self.store.list(ROOT)
@@ -177,7 +179,8 @@ class WatchCache:
             cev = CacheEvent("DELETED", ev.revision, last, prev)
         else:
             assert ev.value is not None
-            c = Cached(ev.key, decode(ev.value, ev.revision), ev.revision)
+            c = self._primed.pop((ev.key, ev.revision), None) or \
+                Cached(ev.key, decode(ev.value, ev.revision), ev.revision)
             if prev is None:
                 self._sorted.pop(rp, None)
             objs[ev.key] = c
@@ -188,6 +191,12 @@ class WatchCache:
         self._history.append(cev)
         for w in self._watchers.get(rp, ()):
             w.offer(cev)
+
+    def prime(self, c: Cached) -> Cached:
+        """Offer an object this process has just written; its event will reuse it."""
+        if c.revision > self.revision and len(self._primed) < 10_000:
+            self._primed[(c.key, c.revision)] = c
+        return c
 
     def _track_gc(self, key: str, obj: Obj) -> None:
         meta = obj.get("metadata") or {}

@@ -57,8 +57,16 @@ UNDELETABLE_NAMESPACES = ("default", "kube-system", "kube-public")
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 
 
+_last_stamp: tuple[int, str] = (-1, "")
+
+
 def now_rfc3339(clock: Callable[[], float] = time.time) -> str:
-    return datetime.fromtimestamp(int(clock()), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The time in RFC 3339 at second precision (formatted once per second)."""
+    global _last_stamp
+    second = int(clock())
+    if second != _last_stamp[0]:
+        _last_stamp = (second, _rfc3339_at(second))
+    return _last_stamp[1]
 
 
 def _rfc3339_at(ts: float) -> str:
@@ -431,7 +439,7 @@ class Registry:
                     continue
                 raise errors.already_exists(kind.resource, meta["name"], kind.group) from None
             log.debug("created %s %s", kind.resource, key)
-            return _written(key, obj, kv)
+            return self.cache.prime(_written(key, obj, kv))
         raise AssertionError("unreachable")
 
     def _prepare_new(self, kind: Kind, obj: Obj) -> None:
@@ -542,7 +550,7 @@ class Registry:
                                              expected_mod_revision=current.mod_revision)
             except (RevisionMismatchError, KeyNotFoundError):
                 continue
-            return _written(key, new, kv), False
+            return self.cache.prime(_written(key, new, kv)), False
         raise errors.conflict(kind.resource, name, kind.group,
                               "too many concurrent updates; please try again")
 
