@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubeling.api.defaults.core import qos_class
 from kubeling.api.jsoncopy import json_copy
 from kubeling.api.kinds import Kind
 
@@ -170,24 +171,3 @@ def prepare_for_create(kind: Kind, obj: Obj) -> None:
         st.reset_on_create(obj)
     if kind.has_generation:
         obj["metadata"]["generation"] = 1
-
-
-def qos_class(spec: Obj) -> str:
-    """Guaranteed, Burstable or BestEffort, from the containers' requests and limits."""
-    containers = list(spec.get("initContainers") or []) + list(spec.get("containers") or [])
-    any_set = False
-    guaranteed = True
-    for c in containers:
-        res = c.get("resources") or {}
-        req = res.get("requests") or {}
-        lim = res.get("limits") or {}
-        if req or lim:
-            any_set = True
-        for r in ("cpu", "memory"):
-            if r not in lim:
-                guaranteed = False
-            elif r in req and str(req[r]) != str(lim[r]):
-                guaranteed = False
-    if not any_set:
-        return "BestEffort"
-    return "Guaranteed" if guaranteed else "Burstable"

@@ -22,7 +22,7 @@ DEFAULT_SCHEDULER = "default-scheduler"
 DEFAULT_GRACE_SECONDS = 30
 DEFAULT_AFFINITY_TIMEOUT = 10800
 
-_VOLUME_SOURCES = (
+VOLUME_SOURCES = (
     "hostPath", "emptyDir", "gcePersistentDisk", "awsElasticBlockStore", "gitRepo", "secret",
     "nfs", "iscsi", "glusterfs", "persistentVolumeClaim", "rbd", "flexVolume", "cinder",
     "cephfs", "flocker", "downwardAPI", "fc", "azureFile", "configMap", "vsphereVolume",
@@ -96,7 +96,7 @@ def _default_items_mode(source: Obj) -> None:
 
 
 def default_volume(vol: Obj) -> None:
-    if not any(key in vol for key in _VOLUME_SOURCES):
+    if not any(key in vol for key in VOLUME_SOURCES):
         vol["emptyDir"] = {}
     for key in ("secret", "configMap", "downwardAPI", "projected"):
         if isinstance(vol.get(key), dict):

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from kubeling.api import field, names
+from kubeling.api.defaults.core import VOLUME_SOURCES
 from kubeling.api.errors import Cause
 from kubeling.api.validation import meta as metav
 from kubeling.api.validation import on_create, on_status_update, on_update
@@ -198,13 +199,6 @@ def validate_resource_list(res: Any, path: str) -> list[Cause]:
 # -- volumes ---------------------------------------------------------------------------------
 
 _FILE_MODE_MSG = "must be a number between 0 and 0777 (octal), both inclusive"
-_VOLUME_SOURCES = (
-    "hostPath", "emptyDir", "gcePersistentDisk", "awsElasticBlockStore", "gitRepo", "secret",
-    "nfs", "iscsi", "glusterfs", "persistentVolumeClaim", "rbd", "flexVolume", "cinder",
-    "cephfs", "flocker", "downwardAPI", "fc", "azureFile", "configMap", "vsphereVolume",
-    "quobyte", "azureDisk", "photonPersistentDisk", "projected", "portworxVolume", "scaleIO",
-    "storageos", "csi", "ephemeral", "image",
-)
 _HOST_PATH_TYPES = ("", "BlockDevice", "CharDevice", "Directory", "DirectoryOrCreate", "File",
                     "FileOrCreate", "Socket")
 
@@ -252,7 +246,7 @@ def _key_to_paths(items: Any, path: str) -> list[Cause]:
 
 def _volume_source(vol: Obj, path: str) -> list[Cause]:
     causes: list[Cause] = []
-    present = [key for key in _VOLUME_SOURCES if vol.get(key) is not None]
+    present = [key for key in VOLUME_SOURCES if vol.get(key) is not None]
     if not present:
         return [field.required(path, "must specify a volume type")]
     for key in present[1:]:
