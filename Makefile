@@ -67,8 +67,7 @@ test: os-packages $(OLD_KUBECTL) $(VENV)/.installed-test lint typecheck imports
 	$(BIN)/pytest -q -p no:cacheprovider tests
 
 bench: install $(VENV)/.installed-test
-	$(BIN)/python bench/api.py
-	$(BIN)/python bench/storage.py
+	$(BIN)/python -m bench.api
 
 clean:
 	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache
