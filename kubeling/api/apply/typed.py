@@ -287,6 +287,16 @@ def compare(schema: Node, old: Any, new: Any) -> Comparison:
 
 
 def _compare(node: Node | None, lhs: Any, rhs: Any, path: Path, c: Comparison) -> None:
+    if lhs is MISSING and rhs is not MISSING and path:
+        # A whole new subtree (every field of a create): build it in one walk.
+        parent = c.added
+        for pe in path[:-1]:
+            child = parent.children.get(pe)
+            if child is None:
+                child = parent.children[pe] = FieldSet()
+            parent = child
+        _add_new(node, rhs, parent, path)
+        return
     kind = kind_of(node, lhs, rhs)
     if kind == LEAF:
         if lhs is MISSING:
@@ -321,6 +331,25 @@ def _compare(node: Node | None, lhs: Any, rhs: Any, path: Path, c: Comparison) -
             c.added.insert(path)
         elif rhs is MISSING:
             c.removed.insert(path)
+
+
+def _add_new(node: Node | None, value: Any, parent: FieldSet, path: Path) -> None:
+    """Add ``path`` and every path below it in ``value`` to ``parent`` (the set at the
+    path's parent): what :func:`_compare` finds when the old side lacks the subtree."""
+    pe = path[-1]
+    kind = kind_of(node, MISSING, value)
+    if kind != LEAF:
+        sub = parent.children.get(pe) or FieldSet()
+        if kind == LIST:
+            assert isinstance(node, ListOf)
+            for ipe, item in index_items(node, value, path).items():
+                _add_new(node.item, item, sub, (*path, ipe))
+        else:
+            for key, v in value.items():
+                _add_new(child_node(node, key), v, sub, (*path, field_pe(key)))
+        if not sub.empty():
+            parent.children[pe] = sub
+    parent.members.add(pe)
 
 
 def with_zero_fields(schema: Struct, obj: dict[str, Any]) -> dict[str, Any]:
