@@ -77,7 +77,8 @@ def write_options(req: Request) -> WriteOptions:
         raise errors.invalid(_OPTIONS_KIND.get(req.method, "CreateOptions"), "", causes,
                              "meta.k8s.io")
     return WriteOptions(dry_run=bool(dry), field_manager=manager,
-                        user_agent=req.headers.get("user-agent", ""), field_validation=fv)
+                        user_agent=req.headers.get("user-agent", ""), field_validation=fv,
+                        body_owned=True)
 
 
 def list_options(req: Request) -> ListOptions:

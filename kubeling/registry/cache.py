@@ -129,8 +129,8 @@ class WatchCache:
         # Keys of objects the garbage collector must look at: those with owners,
         # and those waiting for their dependents (orphan / foreground finalizers).
         self.gc_keys: set[str] = set()
-        # Objects this process just wrote, so their events need not be parsed again.
-        self._primed: dict[tuple[str, int], Cached] = {}
+        # Objects this process is writing, so their events need not be parsed again.
+        self._expected: dict[str, tuple[bytes, Obj]] = {}
 
     async def start(self) -> None:
         result = await self.store.list(ROOT)
@@ -179,8 +179,12 @@ class WatchCache:
             cev = CacheEvent("DELETED", ev.revision, last, prev)
         else:
             assert ev.value is not None
-            c = self._primed.pop((ev.key, ev.revision), None) or \
-                Cached(ev.key, decode(ev.value, ev.revision), ev.revision)
+            exp = self._expected.pop(ev.key, None)
+            if exp is not None and exp[0] == ev.value:
+                exp[1].setdefault("metadata", {})["resourceVersion"] = str(ev.revision)
+                c = Cached(ev.key, exp[1], ev.revision)
+            else:
+                c = Cached(ev.key, decode(ev.value, ev.revision), ev.revision)
             if prev is None:
                 self._sorted.pop(rp, None)
             objs[ev.key] = c
@@ -192,11 +196,17 @@ class WatchCache:
         for w in self._watchers.get(rp, ()):
             w.offer(cev)
 
-    def prime(self, c: Cached) -> Cached:
-        """Offer an object this process has just written; its event will reuse it."""
-        if c.revision > self.revision and len(self._primed) < 10_000:
-            self._primed[(c.key, c.revision)] = c
-        return c
+    def expect(self, key: str, value: bytes, obj: Obj) -> None:
+        """Announce a write this process is about to make: when its event comes with the
+        same bytes, the cache keeps ``obj`` instead of parsing the bytes again."""
+        if len(self._expected) < 10_000:
+            self._expected[key] = (value, obj)
+
+    def unexpect(self, key: str, value: bytes) -> None:
+        """Withdraw an announced write that did not happen."""
+        cur = self._expected.get(key)
+        if cur is not None and cur[0] is value:
+            del self._expected[key]
 
     def _track_gc(self, key: str, obj: Obj) -> None:
         meta = obj.get("metadata") or {}

@@ -105,6 +105,8 @@ class WriteOptions:
     user_agent: str = ""
     field_validation: str = "Ignore"
     warnings: list[str] = field(default_factory=list)
+    # The caller hands the body over (freshly decoded): the registry need not copy it.
+    body_owned: bool = False
 
 
 @dataclass
@@ -313,7 +315,7 @@ class Registry:
     # ----- writes ----------------------------------------------------------------
 
     def _check_target(self, kind: Kind, namespace: str | None, obj: Obj, version: str,
-                      name: str | None = None) -> Obj:
+                      name: str | None = None, *, owned: bool = False) -> Obj:
         if not isinstance(obj, dict):
             raise errors.bad_request("the body of the request was not a JSON object")
         av = obj.get("apiVersion")
@@ -329,7 +331,8 @@ class Registry:
             raise errors.bad_request(
                 f"the API version in the data ({av}) does not match the expected API version "
                 f"({expected_av})")
-        obj = json_copy(obj)
+        if not owned:
+            obj = json_copy(obj)
         obj["apiVersion"] = expected_av
         obj["kind"] = kind.kind
         meta = obj.get("metadata")
@@ -408,7 +411,7 @@ class Registry:
                       opts: WriteOptions | None = None, *, version: str = "") -> Cached:
         opts = opts or WriteOptions()
         version = version or kind.preferred_version
-        obj = self._check_target(kind, namespace, obj, version)
+        obj = self._check_target(kind, namespace, obj, version, owned=opts.body_owned)
         obj = managed.check_fields(kind, version, obj, opts)
         obj = self._in_storage_version(kind, obj, version)
         kind = kinds.storage_kind(kind)
@@ -432,14 +435,20 @@ class Registry:
                 if self.cache.get(key) is not None:
                     raise errors.already_exists(kind.resource, meta["name"], kind.group)
                 return Cached(key, obj, 0)
+            value = _encode(obj)
+            self.cache.expect(key, value, obj)
             try:
-                kv = await self.store.create(key, _encode(obj))
+                kv = await self.store.create(key, value)
             except KeyExistsError:
+                self.cache.unexpect(key, value)
                 if generated and attempt < 7:
                     continue
                 raise errors.already_exists(kind.resource, meta["name"], kind.group) from None
+            except BaseException:
+                self.cache.unexpect(key, value)
+                raise
             log.debug("created %s %s", kind.resource, key)
-            return self.cache.prime(_written(key, obj, kv))
+            return _written(key, obj, kv)
         raise AssertionError("unreachable")
 
     def _prepare_new(self, kind: Kind, obj: Obj) -> None:
@@ -461,7 +470,7 @@ class Registry:
         """Replace an object (PUT). Returns (object, created)."""
         opts = opts or WriteOptions()
         version = version or kind.preferred_version
-        obj = self._check_target(kind, namespace, obj, version, name)
+        obj = self._check_target(kind, namespace, obj, version, name, owned=opts.body_owned)
         obj = managed.check_fields(kind, version, obj, opts)
         new_in = self._in_storage_version(kind, obj, version)
         kind = kinds.storage_kind(kind)
@@ -545,12 +554,17 @@ class Registry:
             if opts.dry_run:
                 new["metadata"]["resourceVersion"] = str(current.mod_revision)
                 return Cached(key, new, current.mod_revision), False
+            self.cache.expect(key, encoded, new)
             try:
                 kv = await self.store.update(key, encoded,
                                              expected_mod_revision=current.mod_revision)
             except (RevisionMismatchError, KeyNotFoundError):
+                self.cache.unexpect(key, encoded)
                 continue
-            return self.cache.prime(_written(key, new, kv)), False
+            except BaseException:
+                self.cache.unexpect(key, encoded)
+                raise
+            return _written(key, new, kv), False
         raise errors.conflict(kind.resource, name, kind.group,
                               "too many concurrent updates; please try again")
 
@@ -612,7 +626,8 @@ class Registry:
                 return create()
             mine = conversion.from_storage(kind, json_copy(old), version)
             out = fn(mine)
-            out = self._check_target(kind, namespace, out, version, name)
+            # ``fn`` worked on a private copy: what it returns is ours.
+            out = self._check_target(kind, namespace, out, version, name, owned=True)
             out = managed.check_fields(kind, version, out, wopts)
             out = self._in_storage_version(kind, out, version)
             apply_defaults(skind, out)
