@@ -93,10 +93,7 @@ class ApiServer:
         try:
             await _send_response(send, resp)
         finally:
-            verb, group, version, resource, sub = labels
-            metrics.REQUESTS.labels(verb, group, version, resource, sub, str(code)).inc()
-            metrics.LATENCY.labels(verb, group, version, resource, sub).observe(
-                time.perf_counter() - start)
+            metrics.REQUEST_METRICS.observe(labels, code, time.perf_counter() - start)
 
     async def _route(self, req: Request, info: RequestInfo | None) -> Response:
         path = req.path.rstrip("/") or "/"

@@ -45,38 +45,54 @@ def exposition() -> bytes:
     return generate_latest(REGISTRY)
 
 
+_STORAGE_OPS = ("create", "get", "list", "update", "delete", "compact")
+
+
 class InstrumentedStore:
     """A Store wrapper that times every storage call."""
 
     def __init__(self, inner: Store) -> None:
         self.inner = inner
-
-    async def _timed(self, op: str, coro: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return await coro
-        finally:
-            STORAGE_LATENCY.labels(op).observe(time.perf_counter() - start)
+        self._h = {op: STORAGE_LATENCY.labels(op) for op in _STORAGE_OPS}
 
     async def create(self, key: str, value: bytes) -> KeyValue:
-        return await self._timed("create", self.inner.create(key, value))
+        start = time.perf_counter()
+        try:
+            return await self.inner.create(key, value)
+        finally:
+            self._h["create"].observe(time.perf_counter() - start)
 
     async def get(self, key: str) -> KeyValue | None:
-        return await self._timed("get", self.inner.get(key))
+        start = time.perf_counter()
+        try:
+            return await self.inner.get(key)
+        finally:
+            self._h["get"].observe(time.perf_counter() - start)
 
     async def list(self, prefix: str, *, revision: int = 0, limit: int = 0,
                    start_key: str = "") -> ListResult:
-        return await self._timed("list", self.inner.list(
-            prefix, revision=revision, limit=limit, start_key=start_key))
+        start = time.perf_counter()
+        try:
+            return await self.inner.list(prefix, revision=revision, limit=limit,
+                                         start_key=start_key)
+        finally:
+            self._h["list"].observe(time.perf_counter() - start)
 
     async def update(self, key: str, value: bytes, *, expected_mod_revision: int) -> KeyValue:
-        return await self._timed("update", self.inner.update(
-            key, value, expected_mod_revision=expected_mod_revision))
+        start = time.perf_counter()
+        try:
+            return await self.inner.update(key, value,
+                                           expected_mod_revision=expected_mod_revision)
+        finally:
+            self._h["update"].observe(time.perf_counter() - start)
 
     async def delete(self, key: str, *, expected_mod_revision: int | None = None,
                      ) -> tuple[KeyValue, int]:
-        return await self._timed("delete", self.inner.delete(
-            key, expected_mod_revision=expected_mod_revision))
+        start = time.perf_counter()
+        try:
+            return await self.inner.delete(key, expected_mod_revision=expected_mod_revision)
+        finally:
+            self._h["delete"].observe(time.perf_counter() - start)
 
     def watch(self, prefix: str, revision: int) -> AsyncIterator[Event]:
         return self.inner.watch(prefix, revision)
@@ -88,7 +104,33 @@ class InstrumentedStore:
         return await self.inner.compacted_revision()
 
     async def compact(self, revision: int) -> None:
-        await self._timed("compact", self.inner.compact(revision))
+        start = time.perf_counter()
+        try:
+            await self.inner.compact(revision)
+        finally:
+            self._h["compact"].observe(time.perf_counter() - start)
 
     async def close(self) -> None:
         await self.inner.close()
+
+
+class RequestMetrics:
+    """Per-request counters and histograms, with the labelled children kept at hand."""
+
+    def __init__(self) -> None:
+        self._latency: dict[tuple[str, ...], Any] = {}
+        self._count: dict[tuple[str, ...], Any] = {}
+
+    def observe(self, labels: tuple[str, str, str, str, str], code: int, seconds: float) -> None:
+        hist = self._latency.get(labels)
+        if hist is None:
+            hist = self._latency[labels] = LATENCY.labels(*labels)
+        hist.observe(seconds)
+        key = (*labels, str(code))
+        counter = self._count.get(key)
+        if counter is None:
+            counter = self._count[key] = REQUESTS.labels(*key)
+        counter.inc()
+
+
+REQUEST_METRICS = RequestMetrics()
