@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
+import os
 import secrets
 import time
 import uuid
@@ -55,6 +56,19 @@ Obj = dict[str, Any]
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 UNDELETABLE_NAMESPACES = ("default", "kube-system", "kube-public")
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+
+
+_RANDOM_POOL = bytearray()
+
+
+def new_uid() -> str:
+    """A random (version 4) UUID, from the OS's random bytes drawn 4 KiB at a time."""
+    global _RANDOM_POOL
+    if len(_RANDOM_POOL) < 16:
+        _RANDOM_POOL = bytearray(os.urandom(4096))
+    raw = bytes(_RANDOM_POOL[-16:])
+    del _RANDOM_POOL[-16:]
+    return str(uuid.UUID(bytes=raw, version=4))
 
 
 _last_stamp: tuple[int, str] = (-1, "")
@@ -453,7 +467,7 @@ class Registry:
 
     def _prepare_new(self, kind: Kind, obj: Obj) -> None:
         meta = obj["metadata"]
-        meta["uid"] = str(uuid.uuid4())
+        meta["uid"] = new_uid()
         meta["creationTimestamp"] = now_rfc3339(self.clock)
         for f in ("deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion",
                   "selfLink"):
