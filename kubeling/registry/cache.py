@@ -97,7 +97,8 @@ class Watcher:
             elif now and not before and ev.type == "MODIFIED":
                 ev = CacheEvent("ADDED", ev.revision, ev.obj, ev.prev)
             elif before and not now:
-                ev = CacheEvent("DELETED", ev.revision, _deleted_view(ev), ev.prev)
+                # Leaving a filtered watch reads as DELETED, carrying the new state.
+                ev = CacheEvent("DELETED", ev.revision, ev.obj, ev.prev)
             elif not now:
                 return
         if self.queue.qsize() >= self.max_queue:
@@ -105,11 +106,6 @@ class Watcher:
             self.queue.put_nowait(None)
             return
         self.queue.put_nowait(ev)
-
-
-def _deleted_view(ev: CacheEvent) -> Cached:
-    """An object leaving a filtered watch is reported as DELETED with its new state."""
-    return ev.obj
 
 
 class WatchCache:

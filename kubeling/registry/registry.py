@@ -26,13 +26,14 @@ import orjson
 
 from kubeling.api import conversion, errors, fields, kinds, schema, selectors
 from kubeling.api.defaults import apply_defaults
+from kubeling.api.defaults.batch import prepare_job_for_create
 from kubeling.api.jsoncopy import json_copy
 from kubeling.api.kinds import Kind
 from kubeling.api.normalize import normalize
 from kubeling.api.validation import validate_create, validate_status_update, validate_update
 from kubeling.registry import managed
 from kubeling.registry.allocator import ServiceAllocator
-from kubeling.registry.cache import Cached, WatchCache, resource_prefix
+from kubeling.registry.cache import Cached, WatchCache
 from kubeling.registry.listing import ListOptions, decode_continue, encode_continue
 from kubeling.registry.strategy import (
     prepare_for_create,
@@ -595,13 +596,8 @@ class Registry:
         if not meta.get("uid"):
             meta["uid"] = old_meta.get("uid")
         meta.pop("selfLink", None)
-        if old_meta.get("deletionTimestamp"):
-            # A terminating object cannot gain finalizers (Kubernetes forbids additions).
-            pass
         if subresource == "":
             prepare_for_update(kind, new, old)
-        elif subresource == "status":
-            pass
         return new
 
     @staticmethod
@@ -769,17 +765,9 @@ class Registry:
 
 
 def _job_after_uid(obj: Obj) -> None:
-    try:
-        from kubeling.api.defaults.batch import prepare_job_for_create
-    except ImportError:
-        return
     prepare_job_for_create(obj, obj["metadata"]["uid"])
 
 
 _AFTER_UID: dict[tuple[str, str], Callable[[Obj], None]] = {
     ("batch", "Job"): _job_after_uid,
 }
-
-
-def key_resource_prefix(key: str) -> str:
-    return resource_prefix(key)

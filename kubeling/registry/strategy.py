@@ -9,7 +9,7 @@ resource; generation moves only when the spec does.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from kubeling.api.defaults.core import qos_class
@@ -32,7 +32,6 @@ class Strategy:
     reset_on_create: Callable[[Obj], None] | None = None
     # Whether a delete returns the object (True) or a Status (False).
     return_deleted_object: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _pod_create(obj: Obj) -> None:
@@ -159,8 +158,7 @@ def prepare_for_status_update(kind: Kind, new: Obj, old: Obj) -> Obj:
             out[f] = new[f]
         else:
             out.pop(f, None)
-    # Kubernetes lets status writers change labels? No: metadata stays; only
-    # managedFields/resourceVersion travel with the request.
+    # Metadata stays as stored; only the resourceVersion precondition travels with it.
     out["metadata"]["resourceVersion"] = (new.get("metadata") or {}).get("resourceVersion")
     return out
 
