@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubeling.api import field, names
+from kubeling.api import field, names, selectors
 from kubeling.api.errors import Cause
 from kubeling.api.validation import on_create, on_status_update, on_update
 
@@ -26,23 +26,12 @@ def nonnegative(value: Any, path: str) -> list[Cause]:
 
 
 def selector_matches(selector: Obj, labels: dict[str, str]) -> bool:
-    """Whether a metav1.LabelSelector (matchLabels and matchExpressions) selects ``labels``."""
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key = expr.get("key") or ""
-        op = expr.get("operator")
-        values = expr.get("values") or []
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
+    """Whether a metav1.LabelSelector (matchLabels and matchExpressions) selects ``labels``;
+    an invalid selector (reported by its own validation) selects nothing."""
+    try:
+        return selectors.selector_from_object(selector).matches(labels)
+    except ValueError:
+        return False
 
 
 def selector_is_usable(selector: Obj | None) -> bool:

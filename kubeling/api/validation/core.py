@@ -11,12 +11,12 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import orjson
 
-from kubeling.api import field, names
+from kubeling.api import field, names, quantity
 from kubeling.api.defaults.core import VOLUME_SOURCES
 from kubeling.api.errors import Cause
 from kubeling.api.validation import meta as metav
@@ -25,42 +25,20 @@ from kubeling.api.validation import on_create, on_status_update, on_update
 Obj = dict[str, Any]
 MAX_INT32 = 2**31 - 1
 
-_QUANTITY_RE = re.compile(r"([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)\Z")
 _QUANTITY_MSG = (
     "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
 )
-_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-_DECIMAL = {"n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
-            "k": Decimal("1e3"), "M": Decimal("1e6"), "G": Decimal("1e9"), "T": Decimal("1e12"),
-            "P": Decimal("1e15"), "E": Decimal("1e18")}
+_NANOS = Decimal(10**9)
 
 
 def parse_quantity(value: Any) -> Decimal | None:
     """The numeric value of a resource quantity, or None when it is not one."""
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
         return None
-    if isinstance(value, int | float):
-        return Decimal(str(value))
-    if not isinstance(value, str):
-        return None
-    m = _QUANTITY_RE.match(value)
-    if not m:
-        return None
-    number, suffix = m.groups()
     try:
-        base = Decimal(number)
-    except InvalidOperation:
+        return Decimal(quantity.parse_quantity(value).nanos) / _NANOS
+    except (ValueError, TypeError):
         return None
-    if suffix in _BINARY:
-        return base * _BINARY[suffix]
-    if suffix in _DECIMAL:
-        return base * _DECIMAL[suffix]
-    if suffix[:1] in ("e", "E"):
-        try:
-            return base * (Decimal(10) ** int(suffix[1:]))
-        except ValueError:
-            return None
-    return None
 
 
 def not_found(path: str, value: Any) -> Cause:
