@@ -45,7 +45,7 @@ class NamespaceController:
             return
         remaining = 0
         for kind in kinds.KINDS:
-            if not kind.namespaced or "delete" not in kind.verbs:
+            if not kind.namespaced or "delete" not in kind.verbs or kind.storage_of:
                 continue
             for obj in await self.client.list(kind, name):
                 remaining += 1
