@@ -20,6 +20,7 @@ from kubeling.api.kinds import Kind
 from kubeling.apiserver import codec, render
 from kubeling.apiserver.codec import Want
 from kubeling.apiserver.request import Request, RequestInfo
+from kubeling.registry import verbs
 from kubeling.registry.cache import Cached
 from kubeling.registry.listing import ListOptions
 from kubeling.registry.registry import Registry, WriteOptions, now_rfc3339
@@ -138,7 +139,6 @@ class Handlers:
                        render.render_object(kind, c, info.version, want), opts.warnings)
 
     async def patch(self, req: Request, info: RequestInfo, kind: Kind, want: Want) -> Response:
-        from kubeling.api import patch as patches
 
         ctype, _ = codec.media_type(req.headers.get("content-type"))
         body = codec.decode_body(ctype, req.body, patch=True)
@@ -150,23 +150,10 @@ class Handlers:
             return await self._patch_scale(req, info, kind, ctype, body, opts)
         if sub not in ("", "status"):
             raise errors.not_found(f"{kind.resource}/{sub}", info.name, kind.group)
-        root = schema.kind_schema(kind.group, info.version, kind.kind)
-
-        def fn(current: Obj) -> Obj:
-            if ctype == codec.JSON_PATCH:
-                out = patches.apply_json_patch(current, body)
-            elif ctype == codec.MERGE_PATCH:
-                out = patches.apply_merge_patch(current, body)
-            else:
-                if not isinstance(body, dict):
-                    raise errors.bad_request("the patch must be a JSON object")
-                out = patches.apply_strategic_merge_patch(current, body, root)
-            if not isinstance(out, dict):
-                raise errors.bad_request("the patched object is not a JSON object")
-            return out
-
-        c, _ = await self.registry.mutate(kind, info.namespace, info.name, fn, opts,
-                                          subresource=sub, version=info.version)
+        ptype = {codec.JSON_PATCH: verbs.JSON_PATCH, codec.MERGE_PATCH: verbs.MERGE_PATCH}.get(
+            ctype, verbs.STRATEGIC_PATCH)
+        c = await verbs.patch(self.registry, kind, info.namespace, info.name, ptype, body, opts,
+                              subresource=sub, version=info.version)
         log.debug("patch %s %s%s", kind.qualified_resource, _ref(c), f" ({sub})" if sub else "")
         return respond(200, render.render_object(kind, c, info.version, want), opts.warnings)
 
@@ -319,34 +306,10 @@ class Handlers:
     async def bind(self, req: Request, info: RequestInfo, kind: Kind, want: Want) -> Response:
         body = codec.decode_body(req.headers.get("content-type"), req.body)
         target = (body or {}).get("target") or {}
-        node = target.get("name")
         name = ((body or {}).get("metadata") or {}).get("name") or info.name
-        if not node:
-            raise errors.invalid("Binding", name, [{
-                "reason": "FieldValueRequired", "message": "Required value",
-                "field": "target.name"}])
-        opts = write_options(req)
-        now = now_rfc3339()
-
-        def fn(pod: Obj) -> Obj:
-            spec = pod.setdefault("spec", {})
-            if pod["metadata"].get("deletionTimestamp"):
-                raise errors.conflict("pods", name, "", "pod is being deleted, cannot be assigned "
-                                      "to a host")
-            if spec.get("nodeName"):
-                raise errors.conflict("pods", name, "",
-                                      f"pod {name} is already assigned to node "
-                                      f"\"{spec['nodeName']}\"")
-            spec["nodeName"] = node
-            status = pod.setdefault("status", {})
-            conds = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
-            conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
-                          "lastTransitionTime": now})
-            status["conditions"] = conds
-            return pod
-
-        await self.registry.mutate(kind, info.namespace, name, fn, opts, subresource="binding")
-        log.info("bind pod %s/%s to %s", info.namespace, name, node)
+        uid = (((body or {}).get("metadata") or {}).get("uid")) or ""
+        await verbs.bind(self.registry, info.namespace or "", name, target.get("name") or "",
+                         write_options(req), uid=uid)
         return respond(201, codec.encode({"kind": "Status", "apiVersion": "v1", "metadata": {},
                                           "status": "Success", "code": 201}, want))
 

@@ -72,7 +72,7 @@ class GarbageCollector:
         meta = obj["metadata"]
         try:
             await self.client.delete(kind, meta.get("namespace"), meta["name"],
-                                     {"propagationPolicy": policy,
+                                     options={"propagationPolicy": policy,
                                       "preconditions": {"uid": meta["uid"],
                                                         "resourceVersion":
                                                             meta["resourceVersion"]}})

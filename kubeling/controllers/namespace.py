@@ -32,7 +32,7 @@ class NamespaceController:
         log.info("namespace controller started")
         while True:
             try:
-                for ns in await self.client.list(self.ns_kind):
+                for ns in (await self.client.list(self.ns_kind)).items:
                     if ns["metadata"].get("deletionTimestamp"):
                         await self.sync(ns)
             except errors.StatusError as exc:
@@ -47,7 +47,7 @@ class NamespaceController:
         for kind in kinds.KINDS:
             if not kind.namespaced or "delete" not in kind.verbs or kind.storage_of:
                 continue
-            for obj in await self.client.list(kind, name):
+            for obj in (await self.client.list(kind, name)).items:
                 remaining += 1
                 if obj["metadata"].get("deletionTimestamp"):
                     continue
