@@ -139,3 +139,21 @@ def wait_for(what: str, fn: object, timeout: float = 10.0, interval: float = 0.0
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+async def wait_for_async(what: str, fn: object, timeout: float = 10.0,
+                         interval: float = 0.02) -> object:
+    """``wait_for`` for async tests: ``fn`` may be sync or return an awaitable."""
+    import asyncio
+    import inspect
+
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        last = fn()  # type: ignore[operator]
+        if inspect.isawaitable(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")

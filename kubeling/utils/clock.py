@@ -71,6 +71,8 @@ class FakeClock:
 
     async def advance(self, seconds: float) -> None:
         """Move time forward, waking every sleeper whose deadline has come, in order."""
+        for _ in range(5):  # let freshly started tasks reach their sleep first
+            await asyncio.sleep(0)
         target = self._mono + seconds
         while self._sleepers and self._sleepers[0][0] <= target:
             when, _, fut = heapq.heappop(self._sleepers)
