@@ -5,16 +5,20 @@ leader election on a real Lease."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+import yaml
 
 from kubeling.api import kinds
 from kubeling.api.errors import StatusError
 from kubeling.api.kinds import Kind
 from kubeling.client.http import ApiUnreachable, HttpClient
 from kubeling.client.interface import WatchEvent
+from kubeling.client.kubeconfig import KubeconfigError
 from kubeling.client.leader import LeaderElector
 from kubeling.utils.clock import parse_rfc3339
 from tests.cluster import Cluster, free_port
@@ -120,6 +124,30 @@ async def test_token_and_ca_files(cluster: Cluster, ns: str) -> None:
         await anonymous.close()
 
 
+async def test_kubeconfig_with_relative_file_paths(cluster: Cluster, tmp_path: Path,
+                                                   ns: str) -> None:
+    pki = cluster.data_dir / "pki"
+    (tmp_path / "certs").mkdir()
+    for name in ("ca.crt", "admin.crt", "admin.key"):
+        shutil.copy(pki / name, tmp_path / "certs" / name)
+    (tmp_path / "config").write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "other",
+        "clusters": [{"name": "c", "cluster": {"server": cluster.url,
+                                               "certificate-authority": "certs/ca.crt"}}],
+        "users": [{"name": "u", "user": {"client-certificate": "certs/admin.crt",
+                                         "client-key": "certs/admin.key"}}],
+        "contexts": [{"name": "wrong", "context": {"cluster": "missing", "user": "u"}},
+                     {"name": "other", "context": {"cluster": "c", "user": "u"}}]}))
+    c = HttpClient.from_kubeconfig(str(tmp_path / "config"))
+    try:
+        await c.create(CM, ns, cm("by-cert"))  # a client certificate and no token
+        assert [i["metadata"]["name"] for i in (await c.list(CM, ns)).items] == ["by-cert"]
+    finally:
+        await c.close()
+    with pytest.raises(KubeconfigError, match="no cluster named 'missing'"):
+        HttpClient.from_kubeconfig(str(tmp_path / "config"), context="wrong")
+
+
 async def test_list_with_limit_and_continue(api: HttpClient, ns: str) -> None:
     for i in range(5):
         await api.create(CM, ns, cm(f"c{i}"))
@@ -166,6 +194,31 @@ async def test_watch_ends_when_the_server_closes_it(api: HttpClient, ns: str) ->
     await api.create(CM, ns, cm("present"))
     seen = [ev async for ev in api.watch(CM, ns, timeout_seconds=1, allow_bookmarks=False)]
     assert [(e.type, e.object["metadata"]["name"]) for e in seen] == [("ADDED", "present")]
+
+
+async def test_watch_from_a_compacted_revision_is_410(fresh_cluster: Cluster) -> None:
+    from kubeling.storage import open_store
+
+    c = HttpClient.from_kubeconfig(str(fresh_cluster.kubeconfig))
+    old = (await c.create(CM, "default", cm("old")))["metadata"]["resourceVersion"]
+    await c.patch(CM, "default", "old", {"data": {"k": "v"}})
+    await c.close()
+    fresh_cluster.stop()
+    store = open_store(f"sqlite://{fresh_cluster.data_dir / 'state.db'}")
+    try:
+        await store.compact(await store.current_revision())
+    finally:
+        await store.close()
+    fresh_cluster.start()
+    c = HttpClient.from_kubeconfig(str(fresh_cluster.kubeconfig))
+    try:
+        with pytest.raises(StatusError) as err:
+            async for _ in c.watch(CM, "default", resource_version=old, timeout_seconds=2):
+                pass
+        assert (err.value.code, err.value.reason) == (410, "Expired")
+        assert "too old resource version" in err.value.message
+    finally:
+        await c.close()
 
 
 async def test_bind_a_pod(api: HttpClient, ns: str) -> None:
