@@ -29,6 +29,7 @@ CONTROLLERS: dict[str, str] = {
     "daemonset": "kubeling.controllers.daemonset:DaemonSetController",
     "job": "kubeling.controllers.job:JobController",
     "cronjob": "kubeling.controllers.cronjob:CronJobController",
+    "ttlafterfinished": "kubeling.controllers.job:TTLAfterFinishedController",
     "nodelifecycle": "kubeling.controllers.nodelifecycle:NodeLifecycleController",
     "nodeipam": "kubeling.controllers.nodeipam:NodeIpamController",
 }
