@@ -15,6 +15,7 @@ from typing import Any
 from kubeling.api.defaults.core import qos_class
 from kubeling.api.jsoncopy import json_copy
 from kubeling.api.kinds import Kind
+from kubeling.registry.admission import default_tolerations
 
 Obj = dict[str, Any]
 
@@ -35,6 +36,7 @@ class Strategy:
 
 
 def _pod_create(obj: Obj) -> None:
+    default_tolerations(obj)
     spec = obj.get("spec") or {}
     status: Obj = {"phase": "Pending", "qosClass": qos_class(spec)}
     obj["status"] = status
