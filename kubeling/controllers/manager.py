@@ -32,6 +32,7 @@ CONTROLLERS: dict[str, str] = {
     "ttlafterfinished": "kubeling.controllers.job:TTLAfterFinishedController",
     "nodelifecycle": "kubeling.controllers.nodelifecycle:NodeLifecycleController",
     "nodeipam": "kubeling.controllers.nodeipam:NodeIpamController",
+    "podgc": "kubeling.controllers.podgc:PodGCController",
 }
 
 
