@@ -14,6 +14,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from kubeling.storage.interface import Event, KeyValue, ListResult, Store
+from kubeling.utils import metrics as component_metrics
 
 REGISTRY = CollectorRegistry()
 
@@ -42,7 +43,8 @@ OBJECTS = Gauge(
 
 
 def exposition() -> bytes:
-    return generate_latest(REGISTRY)
+    """The API server's metrics, then those of the components running in this process."""
+    return generate_latest(REGISTRY) + component_metrics.exposition()
 
 
 _STORAGE_OPS = ("create", "get", "list", "update", "delete", "compact")

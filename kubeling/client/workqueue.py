@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
+from kubeling.utils import metrics
 from kubeling.utils.clock import REAL, Clock
 from kubeling.utils.tasks import spawn
 
@@ -38,6 +39,8 @@ class WorkQueue:
         self._wake = asyncio.Event()
         self._shutdown = False
         self.adds = 0
+        self._adds_metric = metrics.WORKQUEUE_ADDS.labels(name)
+        metrics.WORKQUEUE_DEPTH.labels(name).set_function(lambda: len(self._queue))
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -50,6 +53,7 @@ class WorkQueue:
         if self._shutdown or key in self._dirty:
             return
         self.adds += 1
+        self._adds_metric.inc()
         self._dirty.add(key)
         if key in self._processing:
             return
@@ -100,6 +104,7 @@ class WorkQueue:
         return min(self.base_delay * (2 ** n), self.max_delay)
 
     def add_rate_limited(self, key: str) -> None:
+        metrics.WORKQUEUE_RETRIES.labels(self.name).inc()
         self.add_after(key, self.when(key))
 
     def forget(self, key: str) -> None:

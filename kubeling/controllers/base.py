@@ -20,6 +20,7 @@ from kubeling.client.events import EventRecorder
 from kubeling.client.informer import Informers, key_of
 from kubeling.client.interface import Client, Obj
 from kubeling.client.workqueue import ShutDown, WorkQueue
+from kubeling.utils import metrics
 from kubeling.utils.clock import REAL, Clock
 from kubeling.utils.tasks import spawn
 
@@ -68,6 +69,7 @@ class Controller:
         self.recorder = ctx.recorder(self.name)
         self.syncs = 0
         self.errors = 0
+        self._work_metric = metrics.WORKQUEUE_WORK.labels(self.name)
 
     def enqueue(self, obj: Obj) -> None:
         self.queue.add(key_of(obj))
@@ -97,6 +99,7 @@ class Controller:
                 key = await self.queue.get()
             except ShutDown:
                 return
+            started = self.clock.monotonic()
             try:
                 await self.sync(key)
                 self.queue.forget(key)
@@ -111,6 +114,7 @@ class Controller:
                 self._retry(key, "crash", False)
             finally:
                 self.syncs += 1
+                self._work_metric.observe(self.clock.monotonic() - started)
                 self.queue.done(key)
 
     def _retry(self, key: str, why: str, conflict: bool) -> None:
