@@ -1,0 +1,1 @@
+"""The scheduler: assigns pending pods to nodes (kube-scheduler's framework and plugins)."""
