@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from kubeling.cli import components
+
 
 def default_data_dir() -> Path:
     if os.geteuid() == 0:
@@ -22,6 +24,7 @@ def setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)-5s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,12 +41,35 @@ def main(argv: list[str] | None = None) -> int:
                      help="address written into the kubeconfig (default: 127.0.0.1)")
     srv.add_argument("--insecure-http", action="store_true",
                      help=argparse.SUPPRESS)
+    srv.add_argument("--disable-scheduler", action="store_true",
+                     help="do not run the scheduler in the server process")
+    srv.add_argument("--disable-controllers", action="store_true",
+                     help="do not run the controller manager in the server process")
+    components.add_controller_flags(srv)
+    components.add_toleration_flags(srv)
+
+    sched = sub.add_parser("scheduler", help="run the scheduler against an API server")
+    components.add_remote_flags(sched, lease="kube-scheduler", health_port=10251)
+    cm = sub.add_parser("controller-manager",
+                        help="run the controller manager against an API server")
+    components.add_remote_flags(cm, lease="kube-controller-manager", health_port=10252)
+    components.add_controller_flags(cm)
+    hollow = sub.add_parser("hollow-nodes",
+                            help="register fake nodes that run the pods bound to them")
+    components.add_hollow_flags(hollow)
+
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
     if args.command == "server":
         from kubeling.cli.server import run_server
 
         return run_server(args)
+    if args.command == "scheduler":
+        return components.run_scheduler(args)
+    if args.command == "controller-manager":
+        return components.run_controller_manager(args)
+    if args.command == "hollow-nodes":
+        return components.run_hollow_nodes(args)
     return 2
 
 

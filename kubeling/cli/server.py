@@ -14,13 +14,17 @@ from kubeling.apiserver.auth import Authenticator, User
 from kubeling.apiserver.certs import ensure_pki
 from kubeling.apiserver.metrics import InstrumentedStore
 from kubeling.apiserver.server import Server, make_config
+from kubeling.cli import components
 from kubeling.cli.kubeconfig import write_kubeconfig
 from kubeling.cli.main import default_data_dir
+from kubeling.client.informer import Informers
 from kubeling.client.inprocess import InProcessClient
-from kubeling.controllers.garbagecollector import GarbageCollector
-from kubeling.controllers.namespace import NamespaceController
+from kubeling.controllers.base import ControllerContext
+from kubeling.controllers.manager import run_all
+from kubeling.registry import admission
 from kubeling.registry.registry import Registry
 from kubeling.storage import open_store
+from kubeling.utils.clock import REAL
 from kubeling.utils.tasks import cancel_all, spawn
 
 log = logging.getLogger("kubeling.server")
@@ -49,6 +53,24 @@ def _tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
+def _start_components(registry: Registry, args: argparse.Namespace) -> Informers:
+    """The scheduler and the controller manager, in process, over one set of informers
+    (one server: no leader election)."""
+    informers = Informers(InProcessClient(registry, manager="informers"))
+    if not args.disable_scheduler:
+        scheduler = components.build_scheduler(
+            InProcessClient(registry, manager="default-scheduler"), informers)
+        if scheduler is not None:
+            spawn(scheduler.run(), name="scheduler")
+    if not args.disable_controllers:
+        ctx = ControllerContext(InProcessClient(registry, manager="kube-controller-manager"),
+                                informers, REAL, components.controller_options(args))
+        spawn(run_all(ctx, components.controller_names(args.controllers)),
+              name="controller-manager")
+    informers.start()
+    return informers
+
+
 async def _serve(args: argparse.Namespace) -> int:
     data_dir: Path = (args.data_dir or default_data_dir()).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -67,10 +89,9 @@ async def _serve(args: argparse.Namespace) -> int:
     log.info("watch cache synced at revision %d", registry.cache.revision)
     _tune_gc()
     spawn(compactor.run_compactor(store), name="compactor")
-    namespaces = NamespaceController(InProcessClient(registry, manager="namespace-controller"))
-    spawn(namespaces.run(), name="namespace-controller")
-    gc = GarbageCollector(InProcessClient(registry, manager="garbage-collector"))
-    spawn(gc.run(), name="garbage-collector")
+    admission.configure(not_ready=args.default_not_ready_toleration_seconds,
+                        unreachable=args.default_unreachable_toleration_seconds)
+    informers = _start_components(registry, args)
     admin = User("kubeling-admin", ("system:masters", "system:authenticated"))
     auth = Authenticator({pki.admin_token.read_text().strip(): admin})
     app = ApiServer(registry, auth)
@@ -99,6 +120,7 @@ async def _serve(args: argparse.Namespace) -> int:
           flush=True)
     await serve
     log.info("shutting down")
+    await informers.stop()
     await registry.stop()
     await cancel_all()
     await store.close()
