@@ -149,27 +149,41 @@ class Profile:
 
     def find_feasible(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo],
                       diagnosis: Diagnosis, num_all: int) -> list[NodeInfo]:
+        """Filter nodes from where the last pod stopped until ``to_find`` fit. Nodes go
+        through the plugins a chunk at a time (each plugin sees the survivors of the ones
+        before it, so every node keeps its first failing plugin's status)."""
         n = len(nodes)
         to_find = num_feasible_nodes_to_find(n, self.percentage)
-        filters = [p for p in self.filters if p.name not in state.skip_filter]
+        filters = [(getattr(p, "filter_all", None), p.filter, p.name)
+                   for p in self.filters if p.name not in state.skip_filter]
         start = self.next_start % n if n else 0
         order = nodes[start:] + nodes[:start] if start else nodes
         feasible: list[NodeInfo] = []
-        processed = 0
         statuses = diagnosis.node_to_status
-        for ni in order:
-            processed += 1
-            for p in filters:
-                status = p.filter(state, pod, ni)
-                if status is not None:
-                    status = status.with_plugin(p.name)
-                    statuses[ni.name] = status
-                    diagnosis.unschedulable_plugins.add(p.name)
-                    break
+        pos = processed = 0
+        while pos < n and len(feasible) < to_find:
+            need = to_find - len(feasible)
+            chunk = order[pos:pos + max(need, 64)]
+            pos += len(chunk)
+            survivors = chunk
+            for batch, single, name in filters:
+                if batch is not None:
+                    failed = batch(state, pod, survivors)
+                else:
+                    failed = [(i, st) for i, ni in enumerate(survivors)
+                              if (st := single(state, pod, ni)) is not None]
+                if failed:
+                    diagnosis.unschedulable_plugins.add(name)
+                    for i, st in failed:
+                        statuses[survivors[i].name] = st.with_plugin(name)
+                    gone = {i for i, _ in failed}
+                    survivors = [ni for i, ni in enumerate(survivors) if i not in gone]
+            if len(survivors) > need:
+                survivors = survivors[:need]
+                processed = pos - len(chunk) + chunk.index(survivors[-1]) + 1
             else:
-                feasible.append(ni)
-                if len(feasible) >= to_find:
-                    break
+                processed = pos
+            feasible.extend(survivors)
         self.next_start = (self.next_start + processed) % max(num_all, 1)
         return feasible
 
@@ -184,28 +198,23 @@ class Profile:
             if p.name in state.skip_score:
                 continue
             scored = True
-            score = p.score
-            scores = [score(state, pod, ni) for ni in nodes]
+            batch = getattr(p, "score_all", None)
+            if batch is not None:
+                scores = batch(state, pod, nodes)
+            else:
+                score = p.score
+                scores = [score(state, pod, ni) for ni in nodes]
             p.normalize_score(state, pod, nodes, scores)
-            for i, s in enumerate(scores):
-                totals[i] += s * weight
+            totals = [t + s * weight for t, s in zip(totals, scores, strict=True)]
         if not scored:
             return [1] * len(nodes)
         return totals
 
     def select_host(self, nodes: list[NodeInfo], scores: list[int]) -> NodeInfo:
-        best = nodes[0]
-        top = scores[0]
-        seen = 1
-        rng = self.rng
-        for ni, s in zip(nodes[1:], scores[1:], strict=True):
-            if s > top:
-                best, top, seen = ni, s, 1
-            elif s == top:
-                seen += 1
-                if rng.randrange(seen) == 0:
-                    best = ni
-        return best
+        """The highest-scoring node; among equals, each equally likely."""
+        top = max(scores)
+        best = [i for i, s in enumerate(scores) if s == top]
+        return nodes[best[0] if len(best) == 1 else best[self.rng.randrange(len(best))]]
 
     def schedule(self, pod: PodInfo, state: CycleState | None = None) -> ScheduleResult:
         """Choose a node for ``pod``; raises FitError or NoNodesAvailable."""

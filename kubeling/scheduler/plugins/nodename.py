@@ -8,11 +8,13 @@ wording all the same.
 from __future__ import annotations
 
 from kubeling.scheduler.framework import (
+    SKIP,
     CycleState,
     Event,
     Handle,
     NodeInfo,
     PodInfo,
+    PreFilterResult,
     Status,
     unresolvable,
 )
@@ -25,6 +27,10 @@ _FAIL = unresolvable(REASON)
 class NodeName:
     name = NAME
     events = Event.NODE_ADD
+
+    def pre_filter(self, state: CycleState,
+                   pod: PodInfo) -> tuple[PreFilterResult | None, Status | None]:
+        return None, (None if pod.node_name else SKIP)
 
     def filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status | None:
         if pod.node_name and pod.node_name != node.name:

@@ -85,6 +85,21 @@ class Fit:
                 else Code.UNSCHEDULABLE)
         return Status(code, *(r for r, _ in found))
 
+    def filter_all(self, state: CycleState, pod: PodInfo,
+                   nodes: list[NodeInfo]) -> list[tuple[int, Status]]:
+        req = pod.requests
+        if req.scalar:
+            return [(i, st) for i, ni in enumerate(nodes)
+                    if (st := self.filter(state, pod, ni)) is not None]
+        c, m, e = req.milli_cpu, req.memory, req.ephemeral_storage
+        return [(i, st) for i, ni in enumerate(nodes)
+                if not (len(ni.pods) < ni.allowed_pods
+                        and c <= ni.allocatable.milli_cpu - ni.requested.milli_cpu
+                        and m <= ni.allocatable.memory - ni.requested.memory
+                        and e <= ni.allocatable.ephemeral_storage
+                        - ni.requested.ephemeral_storage)
+                and (st := self.filter(state, pod, ni)) is not None]
+
     def pre_score(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo]) -> Status | None:
         return None
 
@@ -102,6 +117,20 @@ class Fit:
             total += (cap - req) * MAX_NODE_SCORE // cap if req <= cap else 0
             weights += 1
         return total // weights if weights else 0
+
+    def score_all(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo]) -> list[int]:
+        pc, pm = pod.non_zero_cpu, pod.non_zero_memory
+        out = []
+        for ni in nodes:
+            a = ni.allocatable
+            ccap, mcap = a.milli_cpu, a.memory
+            if ccap and mcap:
+                c, m = ni.non_zero_cpu + pc, ni.non_zero_memory + pm
+                out.append(((ccap - c) * 100 // ccap if c <= ccap else 0)
+                           + ((mcap - m) * 100 // mcap if m <= mcap else 0) >> 1)
+            else:
+                out.append(self.score(state, pod, ni))
+        return out
 
     def normalize_score(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo],
                         scores: list[int]) -> None:
@@ -137,6 +166,22 @@ class BalancedAllocation:
         if cap:
             fractions.append(min(1.0, (node.requested.memory + pod.requests.memory) / cap))
         return balanced_score(fractions)
+
+    def score_all(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo]) -> list[int]:
+        pc, pm = pod.requests.milli_cpu, pod.requests.memory
+        out = []
+        for ni in nodes:
+            a = ni.allocatable
+            ccap, mcap = a.milli_cpu, a.memory
+            if ccap and mcap:
+                r = ni.requested
+                fc = (r.milli_cpu + pc) / ccap
+                fm = (r.memory + pm) / mcap
+                d = (fc if fc < 1 else 1.0) - (fm if fm < 1 else 1.0)
+                out.append(int((1 - (d if d >= 0 else -d) / 2) * MAX_NODE_SCORE))
+            else:
+                out.append(self.score(state, pod, ni))
+        return out
 
     def normalize_score(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo],
                         scores: list[int]) -> None:

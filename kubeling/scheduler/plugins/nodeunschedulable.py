@@ -29,6 +29,11 @@ class NodeUnschedulable:
             return _FAIL
         return None
 
+    def filter_all(self, state: CycleState, pod: PodInfo,
+                   nodes: list[NodeInfo]) -> list[tuple[int, Status]]:
+        return [(i, st) for i, ni in enumerate(nodes)
+                if ni.unschedulable and (st := self.filter(state, pod, ni)) is not None]
+
 
 def new(handle: Handle) -> NodeUnschedulable:
     return NodeUnschedulable()

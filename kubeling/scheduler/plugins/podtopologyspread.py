@@ -189,9 +189,9 @@ class PodTopologySpread:
         affinity = RequiredNodeAffinity(pod.pod)
         per_node = [_count_by_node(self.snapshot, c, pod.namespace) for c in cs]
         for name, pairs in self._eligible_nodes(pod, cs, affinity):
-            for i, pair in enumerate(pairs):
-                if pair is not None and pair in pair_counts:
-                    pair_counts[pair] += per_node[i].get(name, 0)
+            for i, maybe in enumerate(pairs):
+                if maybe is not None and maybe in pair_counts:
+                    pair_counts[maybe] += per_node[i].get(name, 0)
         state.write(_SCORE, (cs, ignored, pair_counts, weights, per_node))
         return None
 

@@ -32,6 +32,11 @@ class TaintToleration:
         return unresolvable(
             f"node(s) had untolerated taint {{{taint.get('key', '')}: {taint.get('value', '')}}}")
 
+    def filter_all(self, state: CycleState, pod: PodInfo,
+                   nodes: list[NodeInfo]) -> list[tuple[int, Status]]:
+        return [(i, st) for i, ni in enumerate(nodes)
+                if ni.taints and (st := self.filter(state, pod, ni)) is not None]
+
     def pre_score(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo]) -> Status | None:
         state.write(_STATE, [t for t in pod.tolerations
                              if (t.get("effect") or "PreferNoSchedule") == "PreferNoSchedule"])
@@ -43,6 +48,10 @@ class TaintToleration:
         tolerations = state.read(_STATE) or []
         return sum(1 for t in node.taints if t.get("effect") == "PreferNoSchedule"
                    and not tolerated(tolerations, t))
+
+    def score_all(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo]) -> list[int]:
+        score = self.score
+        return [score(state, pod, ni) if ni.taints else 0 for ni in nodes]
 
     def normalize_score(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo],
                         scores: list[int]) -> None:
