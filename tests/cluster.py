@@ -157,3 +157,68 @@ async def wait_for_async(what: str, fn: object, timeout: float = 10.0,
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+@dataclass
+class Component:
+    """A ``kubeling <command>`` process (hollow-nodes, scheduler, controller-manager) run
+    against a :class:`Cluster` through its kubeconfig."""
+
+    cluster: Cluster
+    command: str
+    args: tuple[str, ...] = ()
+    name: str = ""
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.cluster.data_dir / f"{self.name or self.command}.log"
+
+    def start(self) -> Component:
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "kubeling.cli.main", self.command,
+             "--kubeconfig", str(self.cluster.kubeconfig), *self.args],
+            stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        return self
+
+    def wait_log(self, text: str, timeout: float = 30.0) -> None:
+        """Wait until the process has written ``text`` (fail if it exits first)."""
+        def seen() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"{self.command} exited with {self.proc.returncode}:\n"
+                                     f"{self.log_tail()}")
+            return text in self.log_path.read_text(errors="replace")
+        wait_for(f"{self.command} to log {text!r}", seen, timeout=timeout, interval=0.1)
+
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        code = self.proc.returncode
+        self.proc = None
+        return code
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+def start_hollow_nodes(cluster: Cluster, count: int, *args: str,
+                       timeout: float = 60.0) -> Component:
+    """``kubeling hollow-nodes --count N`` against ``cluster``, once its nodes are registered."""
+    hollow = Component(cluster, "hollow-nodes", ("--count", str(count), *args)).start()
+    hollow.wait_log(f"{count} hollow nodes ready", timeout=timeout)
+    return hollow

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import Cluster, free_port
+from tests.cluster import Cluster, free_port, start_hollow_nodes
+
+HOLLOW_NODES = 3
 
 
 @pytest.fixture(scope="session")
@@ -29,11 +31,25 @@ def fresh_cluster(tmp_path: Path) -> Iterator[Cluster]:
     c.stop()
 
 
+@pytest.fixture
+def hollow_cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """A server of its own with three hollow nodes (``cluster.hollow``, a ``kubeling
+    hollow-nodes`` process) that run every pod bound to them."""
+    c = Cluster(tmp_path / "data", free_port())
+    c.data_dir.mkdir()
+    c.start()
+    hollow = start_hollow_nodes(c, HOLLOW_NODES)
+    c.hollow = hollow  # type: ignore[attr-defined]
+    yield c
+    hollow.stop()
+    c.stop()
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
     report = yield
     if report.failed and call.when == "call":
-        for name in ("cluster", "fresh_cluster"):
+        for name in ("cluster", "fresh_cluster", "hollow_cluster"):
             c = getattr(item, "funcargs", {}).get(name)
             if isinstance(c, Cluster):
                 report.sections.append(("kubeling server log (tail)", c.log_tail()))

@@ -27,7 +27,7 @@ class HealthServer:
                  checks: dict[str, Check] | None = None) -> None:
         self.host = host
         self.port = port
-        self.checks: dict[str, Check] = dict(checks or {})
+        self.checks: dict[str, Check] = checks if checks is not None else {}  # may grow later
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
