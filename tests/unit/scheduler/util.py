@@ -57,12 +57,18 @@ def cluster(nodes: list[Obj], pods: list[Obj] = ()) -> Cache:  # type: ignore[as
     return c
 
 
-def failure(cache: Cache, p: Obj, **kw: Any) -> str:
+def failure(cache: Cache, p: Obj, *, preemption: bool = False, **kw: Any) -> str:
+    """The FailedScheduling message (with the preemption dry run's words if asked)."""
+    from kubeling.scheduler.framework import CycleState
+    from kubeling.scheduler.preemption import dry_run
     from kubeling.scheduler.profile import FitError
 
+    prof, state, pi = Profile(cache, **kw), CycleState(), PodInfo(p)
     try:
-        r = Profile(cache, **kw).schedule(PodInfo(p))
+        r = prof.schedule(pi, state)
     except FitError as e:
+        if preemption:
+            e.diagnosis.post_filter_msg = dry_run(prof, state, pi, e.diagnosis).message
         return str(e)
     raise AssertionError(f"pod was scheduled to {r.node}")
 
