@@ -215,6 +215,28 @@ async def test_a_deployment_replicaset_adopts_only_pods_matching_its_hash(tmp_pa
         assert not old["metadata"].get("ownerReferences")
 
 
+async def test_scale_down_prefers_the_node_crowded_by_sibling_replicasets(
+        tmp_path: Path) -> None:
+    deploy_ref = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web",
+                  "uid": "0d9c4e52-0000-4000-8000-000000000002", "controller": True,
+                  "blockOwnerDeletion": True}
+    async with running(tmp_path) as env:
+        old_labels = {"app": "web", "pod-template-hash": "old"}
+        await env.c.create(RS, NS, replicaset("web-old", 2, labels=old_labels, owner=deploy_ref))
+        for p in await env.wait_owned(RS, "web-old", 2):
+            await run_pod(env, p, node="node-a")
+        new_labels = {"app": "web", "pod-template-hash": "new"}
+        await env.c.create(RS, NS, replicaset("web-new", 3, labels=new_labels, owner=deploy_ref))
+        new = await env.wait_owned(RS, "web-new", 3)
+        for p, node in zip(new, ("node-b", "node-a", "node-c"), strict=True):
+            await run_pod(env, p, node=node)
+        await wait_for_async("3 ready new pods", lambda: _status_is(
+            env, RS, "web-new", readyReplicas=3))
+        await env.c.patch(RS, NS, "web-new", {"spec": {"replicas": 2}})
+        left = {p["spec"]["nodeName"] for p in await env.wait_owned(RS, "web-new", 2)}
+        assert left == {"node-b", "node-c"}
+
+
 async def test_min_ready_seconds_counts_available_pods_later(tmp_path: Path) -> None:
     clock = FakeClock()
     async with running(tmp_path, clock=clock) as env:
