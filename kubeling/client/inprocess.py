@@ -40,33 +40,6 @@ class InProcessClient:
         """Wait until reads see every write acknowledged so far."""
         await self.registry.cache.sync()
 
-    def gc_candidates(self) -> list[tuple[Kind, Obj]]:
-        """Objects with owners or waiting on dependents, from the watch cache (until the
-        garbage collector runs on informers)."""
-        cache = self.registry.cache
-        out = []
-        for key in list(cache.gc_keys):
-            c = cache.get(key)
-            kind = kinds.by_key(key)
-            if c is not None and kind is not None:
-                out.append((kind, c.obj))
-        return out
-
-    def owner(self, ref: Obj, namespace: str | None) -> Obj | None:
-        """The live object an ownerReference names (by kind, name and uid), or None."""
-        api_version = ref.get("apiVersion", "")
-        kind = kinds.by_api_version(api_version, ref.get("kind", ""))
-        if kind is None:
-            group = api_version.rpartition("/")[0]
-            kind = kinds.by_kind(group, ref.get("kind", ""))
-        if kind is None:
-            return None
-        c = self.registry.cache.get(kind.key(namespace if kind.namespaced else None,
-                                             ref.get("name", "")))
-        if c is None or c.obj["metadata"].get("uid") != ref.get("uid"):
-            return None
-        return c.obj
-
     async def get(self, kind: Kind, namespace: str | None, name: str) -> Obj:
         return (await self.registry.get(kind, namespace, name)).obj
 

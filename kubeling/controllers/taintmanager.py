@@ -87,7 +87,10 @@ class TaintEvictionController(Controller):
         self.evictions = 0
 
     def _pod_changed(self, pod: Obj) -> None:
-        if (pod.get("spec") or {}).get("nodeName"):
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        if not node_name:
+            return
+        if no_execute_taints(self.nodes.get(None, node_name)) or key_of(pod) in self._since:
             self.enqueue(pod)
 
     def _pod_deleted(self, pod: Obj) -> None:
@@ -119,10 +122,11 @@ class TaintEvictionController(Controller):
                                     f"Cancelling deletion of Pod {key}")
             return
         allowed = toleration_time(taints, list(spec.get("tolerations") or ()))
+        if allowed is None:
+            self._since.pop(key, None)
+            return
         now = self.clock.monotonic()
         since = self._since.setdefault(key, now)
-        if allowed is None:
-            return
         left = since + allowed - now
         if left > 0:
             self.queue.add_after(key, left)

@@ -10,6 +10,7 @@ from kubeling.api import errors
 from kubeling.client.informer import Informers
 from kubeling.controllers.base import ControllerContext, ControllerOptions
 from kubeling.controllers.nodeipam import CidrFull, CidrSet, NodeIpamController
+from kubeling.utils.tasks import cancel_all
 
 
 def test_ranges_are_cut_in_order_and_never_twice() -> None:
@@ -106,3 +107,4 @@ async def test_a_full_cluster_cidr_is_reported_and_retried() -> None:
     ctl.node_gone(node("a", "10.42.0.0/25"))
     await ctl.sync("c")
     assert client.patches["c"]["spec"]["podCIDR"] == "10.42.0.0/25"
+    await cancel_all()  # the event recorder's writer task
