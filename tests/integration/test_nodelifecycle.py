@@ -30,7 +30,7 @@ def micro(ts: float) -> str:
 
 
 async def renew(c: InProcessClient, name: str, clock: FakeClock) -> None:
-    lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+    lease: dict[str, Any] = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
              "metadata": {"name": name, "namespace": "kube-node-lease"},
              "spec": {"holderIdentity": name, "leaseDurationSeconds": 40,
                       "renewTime": micro(clock.now())}}
@@ -96,7 +96,8 @@ async def test_silent_node_is_tainted_and_its_pods_evicted(tmp_path: Path) -> No
             n = await c.get(NODES, None, "dead")
             return n if n["spec"].get("taints") else None
 
-        dead = await wait_for_async("the silent node to be tainted", dead_tainted)
+        await wait_for_async("the silent node to be tainted", dead_tainted)
+        dead = await c.get(NODES, None, "dead")
         conds = {x["type"]: x for x in dead["status"]["conditions"]}
         assert {t: x["status"] for t, x in conds.items()} == {
             "Ready": "Unknown", "MemoryPressure": "Unknown", "DiskPressure": "Unknown",
@@ -180,7 +181,8 @@ async def test_no_execute_taints_held_back_when_no_node_is_ready(tmp_path: Path)
             return n if n["status"]["conditions"][0]["status"] == "Unknown" and \
                 n["spec"].get("taints") else None
 
-        only = await wait_for_async("the lone node to turn Unknown", unknown)
+        await wait_for_async("the lone node to turn Unknown", unknown)
+        only = await c.get(NODES, None, "only")
         assert [(t["key"], t["effect"]) for t in only["spec"]["taints"]] == [
             (UNREACHABLE, "NoSchedule")]
         await infs.stop()
