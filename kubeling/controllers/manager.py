@@ -55,7 +55,10 @@ def build(ctx: ControllerContext, names: Iterable[str] | None = None) -> list[Ru
                 raise
             log.warning("controller %s is not available (%s)", name, module_name)
             continue
-        cls: Any = getattr(module, cls_name)
+        cls: Any = getattr(module, cls_name, None)
+        if cls is None:
+            log.error("controller %s: %s has no %s", name, module_name, cls_name)
+            continue
         out.append(cls(ctx))
     return out
 
