@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from kubeling.api.jsoncopy import json_copy
 from kubeling.api.kinds import Kind
 from kubeling.controllers.podcontrol import from_template
 from kubeling.utils.clock import parse_rfc3339, rfc3339
@@ -208,3 +209,22 @@ def ensure_condition(conditions: list[Obj], type_: str, status: str, reason: str
         return False
     conditions.append(new_condition(type_, reason, message, now, status))
     return True
+
+
+_OMIT_ZERO = ("active", "succeeded", "failed")
+
+
+def wire(status: Obj) -> Obj:
+    """``status`` as Kubernetes writes it: zero counters and empty lists left out."""
+    out = json_copy(status)
+    for k in _OMIT_ZERO:
+        if out.get(k) == 0:
+            del out[k]
+    if not out.get("conditions"):
+        out.pop("conditions", None)
+    if not out.get("completedIndexes"):
+        out.pop("completedIndexes", None)
+    unc = out.get("uncountedTerminatedPods")
+    if isinstance(unc, dict):
+        out["uncountedTerminatedPods"] = {k: v for k, v in unc.items() if v}
+    return out
