@@ -27,8 +27,8 @@ from functools import partial
 from kubeling.api import errors, kinds
 from kubeling.api.jsoncopy import json_copy
 from kubeling.api.kinds import Kind
-from kubeling.client.informer import Informer, Informers
-from kubeling.client.interface import Client, Obj
+from kubeling.client.informer import Informer
+from kubeling.client.interface import Obj
 from kubeling.controllers.base import Controller, ControllerContext
 
 log = logging.getLogger("kubeling.controllers.gc")
@@ -43,14 +43,6 @@ def deletable_kinds() -> list[Kind]:
     return [k for k in kinds.KINDS
             if not k.storage_of and (k.group, k.resource) != ("", "events")
             and all(v in k.verbs for v in ("list", "watch", "delete"))]
-
-
-def context_of(arg: ControllerContext | Client) -> tuple[ControllerContext, bool]:
-    """A context for a controller built from a bare client (the server's start-up code before
-    it runs the controller manager): its own informers, started by the controller itself."""
-    if isinstance(arg, ControllerContext):
-        return arg, False
-    return ControllerContext(arg, Informers(arg)), True
 
 
 def kind_of_ref(ref: Obj) -> Kind | None:
@@ -95,8 +87,7 @@ def _describe(kind: Kind | None, namespace: str | None, name: str) -> str:
 class GarbageCollector(Controller):
     name = "garbagecollector"
 
-    def __init__(self, ctx: ControllerContext | Client) -> None:
-        ctx, self._own_informers = context_of(ctx)
+    def __init__(self, ctx: ControllerContext) -> None:
         super().__init__(ctx)
         self.graph: dict[str, GraphNode] = {}
         self._absent: OrderedDict[str, None] = OrderedDict()
@@ -107,11 +98,6 @@ class GarbageCollector(Controller):
             inf.add_handlers(add=partial(self._observe, kind),
                              update=partial(self._changed, kind), delete=self._forget)
         self.deletions = 0
-
-    async def run(self, workers: int | None = None) -> None:
-        if self._own_informers:
-            self.ctx.informers.start()
-        await super().run(workers)
 
     # ----- the graph, kept by informer handlers ------------------------------------------
 

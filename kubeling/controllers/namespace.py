@@ -19,9 +19,8 @@ from collections import Counter
 from kubeling.api import errors, kinds
 from kubeling.api.jsoncopy import json_copy
 from kubeling.api.kinds import Kind
-from kubeling.client.interface import Client, Obj
+from kubeling.client.interface import Obj
 from kubeling.controllers.base import Controller, ControllerContext
-from kubeling.controllers.garbagecollector import context_of
 from kubeling.utils.clock import rfc3339
 
 log = logging.getLogger("kubeling.controllers.namespace")
@@ -50,19 +49,13 @@ def namespaced_kinds() -> list[Kind]:
 class NamespaceController(Controller):
     name = "namespace"
 
-    def __init__(self, ctx: ControllerContext | Client) -> None:
-        ctx, self._own_informers = context_of(ctx)
+    def __init__(self, ctx: ControllerContext) -> None:
         super().__init__(ctx)
         self.ns_kind = kinds.by_resource("", "namespaces")
         assert self.ns_kind is not None
         self.namespaces = ctx.informers.informer(self.ns_kind)
         self.namespaces.add_handlers(add=self._changed, update=lambda _, new: self._changed(new))
         self._rechecks: dict[str, int] = {}
-
-    async def run(self, workers: int | None = None) -> None:
-        if self._own_informers:
-            self.ctx.informers.start()
-        await super().run(workers)
 
     def _changed(self, ns: Obj) -> None:
         if ns["metadata"].get("deletionTimestamp"):
