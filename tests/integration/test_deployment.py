@@ -201,3 +201,144 @@ async def test_rolling_update_max_unavailable_zero_observed_event_by_event(
 async def _images(env: Env, image: str, n: int) -> bool:
     pods = await env.pods()
     return len(pods) == n and all(p["spec"]["containers"][0]["image"] == image for p in pods)
+
+
+async def test_recreate_removes_every_old_pod_before_creating_new_ones(tmp_path: Path) -> None:
+    async with cluster(tmp_path) as env:
+        await env.client.create(DEPLOY, "default",
+                                deployment(strategy={"type": "Recreate"}))
+        await wait_for_async("first rollout", env.rolled_out)
+        watcher = env.informers.informer(PODS)
+        mixed: list[set[str]] = []
+
+        def check(*_: Obj) -> None:
+            images = {p["spec"]["containers"][0]["image"] for p in watcher.list("default")}
+            if len(images) > 1:
+                mixed.append(images)
+
+        watcher.add_handlers(add=check, update=check, delete=check)
+        await env.patch({"spec": {"template": {"spec": {"containers": [
+            {"name": "nginx", "image": "nginx:1.27"}]}}}})
+        await wait_for_async("second rollout", env.rolled_out)
+        await wait_for_async("new pods only", lambda: _images(env, "nginx:1.27", 3))
+        assert mixed == []
+        old, new = await env.rss()
+        assert (old["spec"]["replicas"], new["spec"]["replicas"]) == (0, 3)
+        scaled = await env.events("ScalingReplicaSet")
+        assert scaled[1:] == [f"Scaled down replica set {old['metadata']['name']} from 3 to 0",
+                              f"Scaled up replica set {new['metadata']['name']} from 0 to 3"]
+
+
+async def test_progress_deadline_exceeded_when_pods_never_become_ready(tmp_path: Path) -> None:
+    async with cluster(tmp_path) as env:
+        env.kubelet.ready = False
+        await env.client.create(DEPLOY, "default",
+                                deployment(replicas=2, progressDeadlineSeconds=1))
+
+        async def timed_out() -> Obj | None:
+            d = await env.deploy()
+            for c in (d.get("status") or {}).get("conditions") or ():
+                if c["type"] == "Progressing" and c["status"] == "False":
+                    return c
+            return None
+
+        cond = await wait_for_async("ProgressDeadlineExceeded", timed_out, timeout=8)
+        assert isinstance(cond, dict)
+        (rs,) = await env.rss()
+        assert cond["reason"] == "ProgressDeadlineExceeded"
+        assert cond["message"] == \
+            f'ReplicaSet "{rs["metadata"]["name"]}" has timed out progressing.'
+        d = await env.deploy()
+        avail = next(c for c in d["status"]["conditions"] if c["type"] == "Available")
+        assert (avail["status"], avail["reason"]) == ("False", "MinimumReplicasUnavailable")
+        assert d["status"]["unavailableReplicas"] == 2
+
+
+async def test_undo_by_template_reuses_the_old_replica_set_as_a_new_revision(
+        tmp_path: Path) -> None:
+    async with cluster(tmp_path) as env:
+        await env.client.create(DEPLOY, "default", deployment(replicas=2))
+        await wait_for_async("first rollout", env.rolled_out)
+        first = (await env.rss())[0]
+        await env.patch({"metadata": {"annotations": {"kubernetes.io/change-cause": "v2"}},
+                         "spec": {"template": {"spec": {"containers": [
+                             {"name": "nginx", "image": "nginx:1.27"}]}}}})
+        await wait_for_async("second rollout", env.rolled_out)
+        # what `kubectl rollout undo` sends: the old revision's template, hash label removed
+        template = json_copy(first["spec"]["template"])
+        del template["metadata"]["labels"][HASH_LABEL]
+        await env.client.patch(DEPLOY, "default", "web", [
+            {"op": "replace", "path": "/spec/template", "value": template}], patch_type="json")
+        await wait_for_async("rollback", env.rolled_out)
+        await wait_for_async("two replica sets, first reused", lambda: _revisions(env, ["2", "3"]))
+        rss = await env.rss()
+        reused = rss[-1]
+        assert reused["metadata"]["uid"] == first["metadata"]["uid"]
+        assert reused["metadata"]["annotations"]["deployment.kubernetes.io/revision-history"] \
+            == "1"
+        assert rss[0]["metadata"]["annotations"]["kubernetes.io/change-cause"] == "v2"
+        assert (await env.deploy())["metadata"]["annotations"][REVISION] == "3"
+        await wait_for_async("old image gone", lambda: _images(env, "nginx:1.26", 2))
+
+
+async def _revisions(env: Env, want: list[str]) -> bool:
+    return [rs["metadata"]["annotations"][REVISION] for rs in await env.rss()] == want
+
+
+async def test_paused_deployment_scales_but_does_not_roll_out(tmp_path: Path) -> None:
+    async with cluster(tmp_path) as env:
+        await env.client.create(DEPLOY, "default", deployment(replicas=2))
+        await wait_for_async("first rollout", env.rolled_out)
+        await env.patch({"spec": {"paused": True}})
+        await env.patch({"spec": {"replicas": 4, "template": {"spec": {"containers": [
+            {"name": "nginx", "image": "nginx:1.27"}]}}}})
+
+        async def paused_scaled() -> bool:
+            d = await env.deploy()
+            conds = {c["type"]: c for c in d["status"].get("conditions") or ()}
+            return (d["status"].get("observedGeneration") == d["metadata"]["generation"]
+                    and conds["Progressing"]["reason"] == "DeploymentPaused"
+                    and await _images(env, "nginx:1.26", 4))
+
+        await wait_for_async("paused deployment scaled to 4", paused_scaled)
+        assert len(await env.rss()) == 1
+        await env.patch({"spec": {"paused": False}})
+        await wait_for_async("rollout after resume", env.rolled_out)
+        await wait_for_async("new image", lambda: _images(env, "nginx:1.27", 4))
+        assert len(await env.rss()) == 2
+
+
+async def test_revision_history_limit_deletes_the_oldest_idle_replica_sets(
+        tmp_path: Path) -> None:
+    async with cluster(tmp_path) as env:
+        await env.client.create(DEPLOY, "default",
+                                deployment(replicas=1, revisionHistoryLimit=1))
+        for i in range(7, 10):
+            await wait_for_async("rollout", env.rolled_out)
+            await env.patch({"spec": {"template": {"spec": {"containers": [
+                {"name": "nginx", "image": f"nginx:1.2{i}"}]}}}})
+        await wait_for_async("last rollout", env.rolled_out)
+        await wait_for_async("one old replica set kept", lambda: _revisions(env, ["3", "4"]))
+
+
+async def test_scaling_mid_rollout_is_proportional(tmp_path: Path) -> None:
+    async with cluster(tmp_path) as env:
+        env.kubelet.ready = True
+        strategy = {"type": "RollingUpdate",
+                    "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 3}}
+        await env.client.create(DEPLOY, "default", deployment(replicas=10, strategy=strategy))
+        await wait_for_async("first rollout", env.rolled_out)
+        env.kubelet.ready = False
+        await env.patch({"spec": {"template": {"spec": {"containers": [
+            {"name": "nginx", "image": "nginx:1.27"}]}}}})
+        await wait_for_async("surge used", lambda: _sizes(env, [10, 3]))
+        await env.patch({"spec": {"replicas": 20}})
+        # 13 = 10 + 3 surge grows to 23 = 20 + 3 surge: 10*23/13 -> 18 and 3*23/13 -> 5
+        await wait_for_async("proportional scale-up", lambda: _sizes(env, [18, 5]))
+        scaled = await env.events("ScalingReplicaSet")
+        for rs, (a, b) in zip(await env.rss(), [(10, 18), (3, 5)], strict=True):
+            assert f"Scaled up replica set {rs['metadata']['name']} from {a} to {b}" in scaled
+
+
+async def _sizes(env: Env, want: list[int]) -> bool:
+    return [rs["spec"]["replicas"] for rs in await env.rss()] == want
