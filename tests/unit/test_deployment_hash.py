@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from kubeling.controllers.deployment.podhash import (
     compute_hash,
     fnv32a,
@@ -9,7 +11,7 @@ from kubeling.controllers.deployment.podhash import (
     spew,
 )
 
-TEMPLATE = {"metadata": {"labels": {"app": "web"}},
+TEMPLATE: dict[str, Any] = {"metadata": {"labels": {"app": "web"}},
             "spec": {"containers": [{"name": "nginx", "image": "nginx:1.26",
                                      "resources": {}, "imagePullPolicy": "IfNotPresent"}],
                      "restartPolicy": "Always", "terminationGracePeriodSeconds": 30,
