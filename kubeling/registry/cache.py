@@ -122,9 +122,6 @@ class WatchCache:
         self._task: asyncio.Task[None] | None = None
         self._started_at = 0
         self.ready = asyncio.Event()
-        # Keys of objects the garbage collector must look at: those with owners,
-        # and those waiting for their dependents (orphan / foreground finalizers).
-        self.gc_keys: set[str] = set()
         # Objects this process is writing, so their events need not be parsed again.
         self._expected: dict[str, tuple[bytes, Obj]] = {}
 
@@ -133,7 +130,6 @@ class WatchCache:
         for kv in result.kvs:
             c = Cached.from_kv(kv)
             self._objects.setdefault(resource_prefix(kv.key), {})[kv.key] = c
-            self._track_gc(kv.key, c.obj)
         self.revision = result.revision
         self._started_at = result.revision
         log.info("watch cache loaded %d objects at revision %d", len(result.kvs), self.revision)
@@ -170,7 +166,6 @@ class WatchCache:
                 prev = Cached(ev.key, decode(ev.prev_value, ev.revision), ev.revision)
             objs.pop(ev.key, None)
             self._sorted.pop(rp, None)
-            self.gc_keys.discard(ev.key)
             last = Cached(ev.key, decode(ev.prev_value or b"{}", ev.revision), ev.revision)
             cev = CacheEvent("DELETED", ev.revision, last, prev)
         else:
@@ -184,7 +179,6 @@ class WatchCache:
             if prev is None:
                 self._sorted.pop(rp, None)
             objs[ev.key] = c
-            self._track_gc(ev.key, c.obj)
             cev = CacheEvent("ADDED" if prev is None else "MODIFIED", ev.revision, c, prev)
         self._last_change[rp] = ev.revision
         self.revision = ev.revision
@@ -203,14 +197,6 @@ class WatchCache:
         cur = self._expected.get(key)
         if cur is not None and cur[0] is value:
             del self._expected[key]
-
-    def _track_gc(self, key: str, obj: Obj) -> None:
-        meta = obj.get("metadata") or {}
-        fins = meta.get("finalizers") or ()
-        if meta.get("ownerReferences") or "orphan" in fins or "foregroundDeletion" in fins:
-            self.gc_keys.add(key)
-        else:
-            self.gc_keys.discard(key)
 
     async def wait_for(self, revision: int, timeout: float = 3.0) -> None:
         """Wait until the cache has seen ``revision`` (a consistent read's precondition)."""

@@ -35,6 +35,9 @@ def _done(task: asyncio.Task[Any]) -> None:
 
 async def cancel_all(timeout: float = 5.0) -> None:
     """Cancel every guarded task still running and wait for them to finish."""
+    loop = asyncio.get_running_loop()
+    for t in [t for t in _TASKS if t.get_loop() is not loop]:
+        _TASKS.discard(t)  # left over from a loop that has ended (tests run many loops)
     tasks = [t for t in _TASKS if not t.done()]
     for t in tasks:
         t.cancel()
