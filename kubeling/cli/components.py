@@ -108,6 +108,8 @@ def add_hollow_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--memory", default="32Gi")
     p.add_argument("--pods", default="110")
     p.add_argument("--labels", default="", help="extra node labels: k=v,k2=v2")
+    p.add_argument("--zones", type=int, default=0,
+                   help="spread the nodes over this many topology.kubernetes.io/zone values")
     p.add_argument("--lease-interval", type=duration, default=10.0)
     p.add_argument("--status-interval", type=duration, default=60.0)
     p.add_argument("--concurrency", type=int, default=32,
@@ -273,7 +275,7 @@ def run_hollow_nodes(args: argparse.Namespace) -> int:
                             memory=args.memory, pods=args.pods, labels=_labels(args.labels),
                             lease_interval=args.lease_interval,
                             status_interval=args.status_interval,
-                            concurrency=args.concurrency)
+                            concurrency=args.concurrency, zones=args.zones)
         try:
             await nodes.start()
             print(f"{args.count} hollow nodes ready", flush=True)

@@ -44,18 +44,20 @@ _GONE = (404, 409)
 
 class HollowNodes:
     """``count`` nodes called ``prefix0``, ``prefix1``... that register, stay Ready and run
-    every pod bound to them (see :mod:`kubeling.hollow` for the pod annotations)."""
+    every pod bound to them (see :mod:`kubeling.hollow` for the pod annotations). With
+    ``zones`` > 0, node i is labelled ``topology.kubernetes.io/zone=zone-<i % zones>``."""
 
     def __init__(self, client: Client, *, count: int, prefix: str = "hollow-node-",
                  cpu: str = "4", memory: str = "32Gi", pods: str = "110",
                  labels: dict[str, str] | None = None, lease_interval: float = 10.0,
                  status_interval: float = 60.0, clock: Clock = REAL,
-                 concurrency: int = 32) -> None:
+                 concurrency: int = 32, zones: int = 0) -> None:
         self.client = client
         self.names = [f"{prefix}{i}" for i in range(count)]
         self._index = {n: i for i, n in enumerate(self.names)}
         self.cpu, self.memory, self.pods = cpu, memory, pods
         self.labels = dict(labels or {})
+        self.zones = zones
         self.lease_interval = lease_interval
         self.status_interval = status_interval
         self.clock = clock
@@ -125,8 +127,12 @@ class HollowNodes:
     # ----- registration ---------------------------------------------------------------
 
     async def _register(self, name: str) -> None:
-        obj = objects.node_object(name, self._index[name], cpu=self.cpu, memory=self.memory,
-                                  pods=self.pods, labels=self.labels, now=self.clock.now())
+        index = self._index[name]
+        labels = self.labels
+        if self.zones > 0:
+            labels = {**labels, objects.ZONE_LABEL: f"zone-{index % self.zones}"}
+        obj = objects.node_object(name, index, cpu=self.cpu, memory=self.memory,
+                                  pods=self.pods, labels=labels, now=self.clock.now())
         try:
             created = await self.client.create(NODES, None, obj)
         except errors.StatusError as exc:

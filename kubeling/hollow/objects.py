@@ -19,6 +19,7 @@ from kubeling.utils.clock import rfc3339
 
 HOLLOW_LABEL = "type"
 HOLLOW_VALUE = "hollow"
+ZONE_LABEL = "topology.kubernetes.io/zone"
 LEASE_NAMESPACE = "kube-node-lease"
 LEASE_DURATION = 40
 KUBELET_VERSION = "v1.32.0-hollow"

@@ -78,6 +78,14 @@ async def test_nodes_register_ready_with_leases_owned_by_them(tmp_path: Path) ->
         assert lease["metadata"]["ownerReferences"][0]["uid"] == node["metadata"]["uid"]
 
 
+async def test_zones_label_nodes_round_robin(tmp_path: Path) -> None:
+    async with hollow(tmp_path, count=4, zones=3) as (c, _, _):
+        zones = {n["metadata"]["name"]: n["metadata"]["labels"]["topology.kubernetes.io/zone"]
+                 for n in (await c.list(NODES)).items}
+        assert zones == {"hollow-node-0": "zone-0", "hollow-node-1": "zone-1",
+                         "hollow-node-2": "zone-2", "hollow-node-3": "zone-0"}
+
+
 async def test_leases_renewed_until_the_node_is_killed(tmp_path: Path) -> None:
     async with hollow(tmp_path, count=3, lease_interval=10.0) as (c, nodes, clock):
         async def renew_times() -> dict[str, str]:
