@@ -44,7 +44,7 @@ def configmap(name: str, **meta: Any) -> dict[str, Any]:
 
 def deployment(name: str, app: str) -> dict[str, Any]:
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
-            "spec": {"selector": {"matchLabels": {"app": app}},
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": app}},
                      "template": {"metadata": {"labels": {"app": app}},
                                   "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}}
 
@@ -57,6 +57,15 @@ def ns(http: httpx.Client) -> str:
     assert http.post(CM_PATH.format(ns=name), json=configmap("seed")).status_code == 201
     r = http.post(DEPLOYMENT_PATH.format(ns=name), json=deployment("dep", "a"))
     assert r.status_code == 201, r.text
+    # The deployment controller writes the Deployment's status once; let it settle first.
+    settled = f"{DEPLOYMENT_PATH.format(ns=name)}/dep"
+
+    def complete() -> bool:
+        d = http.get(settled).json()
+        conds = {c["type"]: c.get("reason") for c in d.get("status", {}).get("conditions", [])}
+        return conds.get("Progressing") == "NewReplicaSetAvailable"
+
+    wait_for("the Deployment's rollout to complete", complete)
     return name
 
 
