@@ -136,8 +136,12 @@ class Cache:
         key = f"{pod['metadata'].get('namespace', '')}/{pod['metadata']['name']}"
         st = self._pods.get(key)
         if st is not None:
-            if st.node == node and _same_shape(st.info.pod, pod):
+            if st.node == node and (st.assumed or _same_shape(st.info.pod, pod)) \
+                    and st.info.labels == (pod["metadata"].get("labels") or {}) \
+                    and st.info.terminating == bool(pod["metadata"].get("deletionTimestamp")):
+                # The binding confirmed (or a status change): same requests, same place.
                 st.info.pod = pod
+                st.info.node_name = node
                 st.assumed = False
                 return
             self._remove(key)

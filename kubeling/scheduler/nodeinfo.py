@@ -33,6 +33,23 @@ def is_extended_resource(name: str) -> bool:
     return "/" in name and "kubernetes.io/" not in name and not name.startswith("requests.")
 
 
+_AMOUNTS: dict[tuple[Any, bool], int] = {}
+
+
+def _amount(value: Any, milli: bool) -> int:
+    """A quantity as an integer (milli-units or units), remembered: the same few strings
+    ("100m", "1Gi") come back for every pod and every node update."""
+    key = (value, milli)
+    got = _AMOUNTS.get(key)
+    if got is None:
+        q = parse_quantity(value)
+        got = q.milli_value() if milli else q.value()
+        if len(_AMOUNTS) > 4096:
+            _AMOUNTS.clear()
+        _AMOUNTS[key] = got
+    return got
+
+
 class Resource:
     """Amounts of cpu (milli), memory and ephemeral storage (bytes) and scalar resources."""
 
@@ -53,15 +70,14 @@ class Resource:
         return r
 
     def set(self, name: str, value: Any) -> None:
-        q = parse_quantity(value)
         if name == "cpu":
-            self.milli_cpu = q.milli_value()
+            self.milli_cpu = _amount(value, True)
         elif name == "memory":
-            self.memory = q.value()
+            self.memory = _amount(value, False)
         elif name == "ephemeral-storage":
-            self.ephemeral_storage = q.value()
+            self.ephemeral_storage = _amount(value, False)
         elif is_scalar_resource(name):
-            self.scalar[name] = q.value()
+            self.scalar[name] = _amount(value, False)
 
     def add(self, other: Resource, sign: int = 1) -> None:
         self.milli_cpu += sign * other.milli_cpu
@@ -280,7 +296,7 @@ class NodeInfo:
         self.unschedulable = bool(spec.get("unschedulable"))
         alloc = (node.get("status") or {}).get("allocatable") or {}
         self.allocatable = Resource.from_list(alloc)
-        self.allowed_pods = parse_quantity(alloc["pods"]).value() if "pods" in alloc else 0
+        self.allowed_pods = _amount(alloc["pods"], False) if "pods" in alloc else 0
         self.generation += 1
 
     def add_pod(self, pi: PodInfo) -> None:
