@@ -21,7 +21,6 @@ Obj = dict[str, Any]
 
 DEFAULT_MILLI_CPU_REQUEST = 100
 DEFAULT_MEMORY_REQUEST = 200 * 1024 * 1024
-_NATIVE = ("cpu", "memory", "ephemeral-storage", "pods")
 
 
 def is_scalar_resource(name: str) -> bool:
@@ -337,7 +336,3 @@ class NodeInfo:
 
     def __repr__(self) -> str:
         return f"NodeInfo({self.name}, pods={len(self.pods)})"
-
-
-def resource_names(rl: Mapping[str, Any]) -> list[str]:
-    return [n for n in rl if n not in _NATIVE]
