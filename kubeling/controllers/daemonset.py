@@ -159,7 +159,8 @@ class DaemonSetController(Controller):
                       by_node: dict[str, list[Obj]], orphans: list[Obj], hash_: str) -> None:
         spec = ds.get("spec") or {}
         pod_spec = (spec.get("template") or {}).get("spec") or {}
-        desired = sum(1 for n in nodes.values() if du.should_run(n, pod_spec)[0])
+        tols = du.daemon_tolerations(pod_spec)
+        desired = sum(1 for n in nodes.values() if du.should_run(n, pod_spec, tols)[0])
         limits = self._surge(ds, desired)
         surging = limits is not None and limits[0] > 0
         create: list[str] = []
@@ -167,7 +168,7 @@ class DaemonSetController(Controller):
         force: list[Obj] = list(orphans)
         eligible: dict[str, NodePods] = {}
         for name, node in nodes.items():
-            run, keep = du.should_run(node, pod_spec)
+            run, keep = du.should_run(node, pod_spec, tols)
             pods = by_node.get(name, [])
             live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
             if run and not pods:
@@ -323,8 +324,9 @@ class DaemonSetController(Controller):
         min_ready = spec.get("minReadySeconds") or 0
         now = self.clock.now()
         desired = current = ready = available = updated = misscheduled = 0
+        tols = du.daemon_tolerations(pod_spec)
         for name, node in nodes.items():
-            run, _ = du.should_run(node, pod_spec)
+            run, _ = du.should_run(node, pod_spec, tols)
             pods = du.oldest_first(by_node.get(name, []))
             if not run:
                 misscheduled += 1 if pods else 0

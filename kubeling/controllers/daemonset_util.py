@@ -117,8 +117,18 @@ def _term(term: Obj, labels: Mapping[str, str], name: str) -> bool:
         all(_requirement(r, name if r.get("key") == "metadata.name" else None) for r in fields)
 
 
-def should_run(node: Obj, pod_spec: Obj) -> tuple[bool, bool]:
-    """(should run a new daemon pod here, should keep one that runs here)."""
+def daemon_tolerations(pod_spec: Obj) -> list[Obj]:
+    """The tolerations a daemon pod of this template carries."""
+    spec: Obj = {"tolerations": pod_spec.get("tolerations") or [],
+                 "hostNetwork": pod_spec.get("hostNetwork")}
+    add_daemon_tolerations(spec)
+    return list(spec["tolerations"])
+
+
+def should_run(node: Obj, pod_spec: Obj,
+               tolerations: list[Obj] | None = None) -> tuple[bool, bool]:
+    """(should run a new daemon pod here, should keep one that runs here); pass
+    ``tolerations`` (:func:`daemon_tolerations`) when asking for many nodes."""
     name = node["metadata"]["name"]
     labels = node["metadata"].get("labels") or {}
     if pod_spec.get("nodeName") and pod_spec["nodeName"] != name:
@@ -131,14 +141,14 @@ def should_run(node: Obj, pod_spec: Obj) -> tuple[bool, bool]:
     if required is not None and not any(_term(t, labels, name)
                                         for t in required.get("nodeSelectorTerms") or ()):
         return False, False
-    spec = json_copy(pod_spec)
-    add_daemon_tolerations(spec)
+    if tolerations is None:
+        tolerations = daemon_tolerations(pod_spec)
     run = keep = True
     for taint in (node.get("spec") or {}).get("taints") or ():
         effect = taint.get("effect")
         if effect not in (NO_SCHEDULE, NO_EXECUTE):
             continue
-        if any(tolerates(t, taint) for t in spec["tolerations"]):
+        if any(tolerates(t, taint) for t in tolerations):
             continue
         run = False
         if effect == NO_EXECUTE:
