@@ -52,6 +52,7 @@ class EventRecorder:
         self._task: asyncio.Task[None] | None = None
         self.written = 0
         self.dropped = 0
+        self._last_stamp = 0
 
     def event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
         """Record that ``reason`` happened to ``obj`` (type Normal or Warning)."""
@@ -103,7 +104,11 @@ class EventRecorder:
             except errors.StatusError as exc:
                 if exc.code != 404:
                     raise
-        name = f"{ref['name']}.{int(self.clock.now() * 1e9):x}"
+        # Kubernetes names events by the time in nanoseconds; two in the same instant (or
+        # on a fake clock) still need distinct names.
+        stamp = max(int(self.clock.now() * 1e9), self._last_stamp + 1)
+        self._last_stamp = stamp
+        name = f"{ref['name']}.{stamp:x}"
         event: Obj = {
             "apiVersion": "v1", "kind": "Event",
             "metadata": {"name": name, "namespace": ns},

@@ -118,7 +118,7 @@ def test_get_tables_have_the_usual_columns(cluster: Cluster, ns: str) -> None:
     job = k("-n", ns, "get", "job", "once").stdout
     assert header(job) == ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
     assert rows(job)[0][:3] == ["once", "Running", "0/1"]
-    pods = k("-n", ns, "get", "pods").stdout
+    pods = k("-n", ns, "get", "pod", "solo").stdout
     assert header(pods) == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     assert rows(pods)[0][:4] == ["solo", "0/1", "Pending", "0"]
     pods_wide = k("-n", ns, "get", "pods", "-o", "wide").stdout
