@@ -29,6 +29,7 @@ from kubeling.controllers.base import Controller, ControllerContext
 from kubeling.controllers.daemonset_rolling import NodePods, plan_rollout
 from kubeling.controllers.podcontrol import (
     Expectations,
+    OwnedPodEvents,
     PartialCreate,
     claim,
     controller_of,
@@ -71,8 +72,7 @@ class DaemonSetController(Controller):
                                      delete=self._ds_deleted)
         self.nodes.add_handlers(add=self._all, delete=self._all,
                                 update=lambda o, n: self._all(n) if _node_changed(o, n) else None)
-        self.pods.add_handlers(add=self._pod_added, update=self._pod_updated,
-                               delete=self._pod_deleted)
+        OwnedPodEvents("DaemonSet", self.queue, self.expectations).register(self.pods)
 
     def _ds_deleted(self, ds: Obj) -> None:
         self.expectations.forget(key_of(ds))
@@ -80,33 +80,6 @@ class DaemonSetController(Controller):
     def _all(self, _node: Obj) -> None:
         for ds in self.daemonsets.list():
             self.enqueue(ds)
-
-    def _owner_key(self, pod: Obj) -> str | None:
-        ref = controller_of(pod)
-        if ref is None or ref.get("kind") != "DaemonSet":
-            return None
-        return f"{pod['metadata']['namespace']}/{ref['name']}"
-
-    def _pod_added(self, pod: Obj) -> None:
-        key = self._owner_key(pod)
-        if key is not None:
-            self.expectations.creation_observed(key)
-            self.queue.add(key)
-
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
-        key = self._owner_key(new)
-        if key is None:
-            return
-        if new["metadata"].get("deletionTimestamp") and not old["metadata"].get(
-                "deletionTimestamp"):
-            self.expectations.deletion_observed(key, new["metadata"]["uid"])
-        self.queue.add(key)
-
-    def _pod_deleted(self, pod: Obj) -> None:
-        key = self._owner_key(pod)
-        if key is not None:
-            self.expectations.deletion_observed(key, pod["metadata"]["uid"])
-            self.queue.add(key)
 
     # ----- sync -----------------------------------------------------------------------
 

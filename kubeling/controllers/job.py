@@ -31,9 +31,9 @@ from kubeling.controllers.base import Controller, ControllerContext
 from kubeling.controllers.job_sync import JobSync
 from kubeling.controllers.podcontrol import (
     Expectations,
+    OwnedPodEvents,
     PartialCreate,
     claim,
-    controller_of,
     create_batched,
 )
 from kubeling.utils.clock import parse_rfc3339
@@ -61,39 +61,11 @@ class JobController(Controller):
         self.expectations = Expectations(ctx.clock)
         self.jobs.add_handlers(add=self.enqueue, update=lambda _o, n: self.enqueue(n),
                                delete=self._job_deleted)
-        self.pods.add_handlers(add=self._pod_added, update=self._pod_updated,
-                               delete=self._pod_deleted)
+        OwnedPodEvents("Job", self.queue, self.expectations).register(self.pods)
 
     def _job_deleted(self, job: Obj) -> None:
         self.expectations.forget(key_of(job))
         self.enqueue(job)
-
-    def _owner_key(self, pod: Obj) -> str | None:
-        ref = controller_of(pod)
-        if ref is None or ref.get("kind") != "Job":
-            return None
-        return f"{pod['metadata']['namespace']}/{ref['name']}"
-
-    def _pod_added(self, pod: Obj) -> None:
-        key = self._owner_key(pod)
-        if key is not None:
-            self.expectations.creation_observed(key)
-            self.queue.add(key)
-
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
-        key = self._owner_key(new)
-        if key is None:
-            return
-        if new["metadata"].get("deletionTimestamp") and not old["metadata"].get(
-                "deletionTimestamp"):
-            self.expectations.deletion_observed(key, new["metadata"]["uid"])
-        self.queue.add(key)
-
-    def _pod_deleted(self, pod: Obj) -> None:
-        key = self._owner_key(pod)
-        if key is not None:
-            self.expectations.deletion_observed(key, pod["metadata"]["uid"])
-            self.queue.add(key)
 
     # ----- sync -----------------------------------------------------------------------
 

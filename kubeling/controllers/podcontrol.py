@@ -25,7 +25,9 @@ from kubeling.api import errors
 from kubeling.api.jsoncopy import json_copy
 from kubeling.api.kinds import Kind
 from kubeling.api.selectors import LabelSelector
+from kubeling.client.informer import Informer
 from kubeling.client.interface import Client, Obj
+from kubeling.client.workqueue import WorkQueue
 from kubeling.utils.clock import REAL, Clock
 
 log = logging.getLogger("kubeling.controllers")
@@ -190,3 +192,43 @@ async def _set_refs(client: Client, kind: Kind, child: Obj, refs: list[Obj]) -> 
     patch = {"metadata": {"ownerReferences": refs or None, "uid": meta["uid"],
                           "resourceVersion": meta["resourceVersion"]}}
     return await client.patch(kind, meta.get("namespace"), meta["name"], patch)
+
+
+class OwnedPodEvents:
+    """Informer handlers that route a pod's events to its controlling owner's queue key
+    and tell the owner's expectations what was observed (created, deleted)."""
+
+    def __init__(self, owner_kind: str, queue: WorkQueue, expectations: Expectations) -> None:
+        self.owner_kind = owner_kind
+        self.queue = queue
+        self.expectations = expectations
+
+    def register(self, pods: Informer) -> None:
+        pods.add_handlers(add=self.added, update=self.updated, delete=self.deleted)
+
+    def owner_key(self, pod: Obj) -> str | None:
+        ref = controller_of(pod)
+        if ref is None or ref.get("kind") != self.owner_kind:
+            return None
+        return f"{pod['metadata']['namespace']}/{ref['name']}"
+
+    def added(self, pod: Obj) -> None:
+        key = self.owner_key(pod)
+        if key is not None:
+            self.expectations.creation_observed(key)
+            self.queue.add(key)
+
+    def updated(self, old: Obj, new: Obj) -> None:
+        key = self.owner_key(new)
+        if key is None:
+            return
+        if new["metadata"].get("deletionTimestamp") and not old["metadata"].get(
+                "deletionTimestamp"):
+            self.expectations.deletion_observed(key, new["metadata"]["uid"])
+        self.queue.add(key)
+
+    def deleted(self, pod: Obj) -> None:
+        key = self.owner_key(pod)
+        if key is not None:
+            self.expectations.deletion_observed(key, pod["metadata"]["uid"])
+            self.queue.add(key)
