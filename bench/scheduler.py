@@ -9,7 +9,8 @@ The workloads of Kubernetes' scheduler_perf, on one machine:
 
 Each workload gets a fresh ``kubeling server`` (scheduler in process, controllers off, as
 scheduler_perf runs only the API server and the scheduler) and a ``kubeling hollow-nodes``
-process whose nodes report the bound pods Running. Pods are created from 16 keep-alive
+process whose nodes report the bound pods Running (``--bare-nodes``: plain Node objects and no
+kubelet at all, as scheduler_perf does). Pods are created from 16 keep-alive
 connections while one watch notes when each pod is first seen bound. The figure is pods /
 (last bound - first create), with creation-to-bound latency percentiles, and the server's
 memory (VmRSS) once every pod is bound.
@@ -113,6 +114,27 @@ def start_hollow(server: Server, count: int, *flags: str, timeout: float = 600.0
         time.sleep(0.2)
     proc.kill()
     raise RuntimeError("hollow nodes not registered in time")
+
+
+async def create_bare_nodes(server: Server, count: int, concurrency: int = 16) -> float:
+    """Node objects with no agent behind them, as scheduler_perf creates them."""
+    from kubeling.hollow.objects import ZONE_LABEL, node_object
+
+    ctx = insecure_context()
+    conns = [await Conn.open(server.port, server.token, ctx) for _ in range(concurrency)]
+    indices = iter(range(count))
+    started = time.monotonic()
+
+    async def worker(conn: Conn) -> None:
+        for i in indices:
+            node = node_object(f"node-{i}", i, cpu="4", memory="32Gi", pods="110",
+                               labels={ZONE_LABEL: f"zone-{i % 3}"}, now=time.time())
+            await conn.call("POST", "/api/v1/nodes", orjson.dumps(node))
+
+    await asyncio.gather(*(worker(c) for c in conns))
+    for c in conns:
+        c.close()
+    return time.monotonic() - started
 
 
 async def ensure_namespace(conn: Conn, name: str) -> None:
@@ -270,13 +292,16 @@ async def run_workload(key: str, workdir: Path, args: argparse.Namespace) -> Res
     start_server(server, "--disable-controllers")
     hollow = None
     try:
-        hollow = start_hollow(server, args.nodes, "--zones", "3",
-                              "--lease-interval", str(args.lease_interval),
-                              "--status-interval", "300")
-        print(f"  {name}: {args.nodes} hollow nodes registered in {hollow.seconds:.1f} s",
-              flush=True)
+        if args.bare_nodes:
+            registered = await create_bare_nodes(server, args.nodes)
+        else:
+            hollow = start_hollow(server, args.nodes, "--zones", "3",
+                                  "--lease-interval", str(args.lease_interval),
+                                  "--status-interval", "300")
+            registered = hollow.seconds
+        print(f"  {name}: {args.nodes} nodes registered in {registered:.1f} s", flush=True)
         return await measure(server, name, body, count=count, nodes=args.nodes,
-                             register_seconds=hollow.seconds, timeout=args.timeout)
+                             register_seconds=registered, timeout=args.timeout)
     finally:
         if hollow is not None:
             hollow.stop()
@@ -295,6 +320,8 @@ async def main() -> int:
     parser.add_argument("--lease-interval", type=float, default=40.0,
                         help="hollow node lease renewal period (no node controller runs)")
     parser.add_argument("--timeout", type=float, default=600.0, help="per workload")
+    parser.add_argument("--bare-nodes", action="store_true",
+                        help="plain Node objects, no hollow kubelets (scheduler_perf's way)")
     args = parser.parse_args()
     if args.quick:
         args.nodes, args.pods, args.anti_pods, args.spread_pods = 500, 1000, 200, 1000
