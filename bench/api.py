@@ -312,7 +312,9 @@ def stop_profiler(proc: subprocess.Popen[bytes] | None, out: Path, top: int = 25
 async def run_api(args: argparse.Namespace, workdir: Path) -> dict[str, Figures]:
     server = Server(workdir / "server")
     server.data_dir.mkdir()
-    server.start("--log-level", args.log_level)
+    # The API server alone: no scheduler or controllers reacting to the benchmark's pods.
+    server.start("--log-level", args.log_level,
+                 server_args=("--disable-scheduler", "--disable-controllers"))
     figs: dict[str, Figures] = {}
     try:
         await ensure_namespace(server, "bench-cm")

@@ -76,11 +76,12 @@ class Server:
     def kubeconfig(self) -> Path:
         return self.data_dir / "kubeconfig.yaml"
 
-    def start(self, *extra: str) -> None:
+    def start(self, *extra: str, server_args: tuple[str, ...] = ()) -> None:
         log = open(self.data_dir / "server.log", "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kubeling.cli.main", *extra, "server",
-             "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}"],
+             "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}",
+             *server_args],
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         ctx = insecure_context()
         deadline = time.monotonic() + 60
