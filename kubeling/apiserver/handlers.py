@@ -8,6 +8,7 @@ their own (scale, binding) are translated here to writes of the parent.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -249,45 +250,51 @@ class Handlers:
                             opts: WriteOptions) -> Response:
         if not isinstance(body, dict) or body.get("kind") not in (None, "Scale"):
             raise errors.bad_request("the body must be an autoscaling/v1 Scale")
-        return await self._set_replicas(info, kind, body, opts)
+        return await self._set_replicas(info, kind, lambda _obj: body, opts)
 
     async def _patch_scale(self, req: Request, info: RequestInfo, kind: Kind, ctype: str,
                            body: Any, opts: WriteOptions) -> Response:
         from kubeling.api import patch as patches
 
-        current = await self.registry.get(kind, info.namespace, info.name)
-        scale = scale_of(kind, current.obj)
-        if ctype == codec.JSON_PATCH:
-            new = patches.apply_json_patch(scale, body)
-        elif ctype == codec.MERGE_PATCH:
-            new = patches.apply_merge_patch(scale, body)
-        else:
-            new = patches.apply_strategic_merge_patch(
+        def patched(obj: Obj) -> Obj:
+            # The patch applies to the Scale of the object as it is now, so a patch that
+            # names no resourceVersion never conflicts (as Kubernetes retries it).
+            scale = scale_of(kind, obj)
+            if ctype == codec.JSON_PATCH:
+                return patches.apply_json_patch(scale, body)
+            if ctype == codec.MERGE_PATCH:
+                return patches.apply_merge_patch(scale, body)
+            return patches.apply_strategic_merge_patch(
                 scale, body, schema.kind_schema("autoscaling", "v1", "Scale"))
-        return await self._set_replicas(info, kind, new, opts)
 
-    async def _set_replicas(self, info: RequestInfo, kind: Kind, scale: Obj,
-                            opts: WriteOptions) -> Response:
-        spec = scale.get("spec") or {}
-        replicas = spec.get("replicas", 0)
-        if not isinstance(replicas, int) or isinstance(replicas, bool):
-            raise errors.bad_request("spec.replicas must be an integer")
-        if replicas < 0:
-            raise errors.invalid("Scale", info.name, [{
-                "reason": "FieldValueInvalid",
-                "message": f"Invalid value: {replicas}: must be greater than or equal to 0",
-                "field": "spec.replicas"}], "autoscaling")
-        want_rv = (scale.get("metadata") or {}).get("resourceVersion") or ""
+        return await self._set_replicas(info, kind, patched, opts)
+
+    async def _set_replicas(self, info: RequestInfo, kind: Kind,
+                            new_scale: Callable[[Obj], Obj], opts: WriteOptions) -> Response:
+        replicas_set = 0
 
         def fn(obj: Obj) -> Obj:
+            nonlocal replicas_set
+            scale = new_scale(obj)
+            spec = scale.get("spec") or {}
+            replicas = spec.get("replicas", 0)
+            if not isinstance(replicas, int) or isinstance(replicas, bool):
+                raise errors.bad_request("spec.replicas must be an integer")
+            if replicas < 0:
+                raise errors.invalid("Scale", info.name, [{
+                    "reason": "FieldValueInvalid",
+                    "message": f"Invalid value: {replicas}: must be greater than or equal to 0",
+                    "field": "spec.replicas"}], "autoscaling")
+            want_rv = (scale.get("metadata") or {}).get("resourceVersion") or ""
             if want_rv and obj["metadata"].get("resourceVersion") != want_rv:
                 raise errors.stale_conflict(kind.resource, info.name, kind.group)
             obj.setdefault("spec", {})["replicas"] = replicas
+            replicas_set = replicas
             return obj
 
         c, _ = await self.registry.mutate(kind, info.namespace, info.name, fn, opts,
                                           version=kind.stored_version)
-        log.info("scale %s %s to %d", kind.qualified_resource, _ref(c), replicas)
+        log.info("scale %s %s to %d", kind.qualified_resource, _ref(c), replicas_set)
         return respond(200, codec.encode(scale_of(kind, c.obj)))
 
     async def _finalize(self, info: RequestInfo, kind: Kind, body: Any, opts: WriteOptions,

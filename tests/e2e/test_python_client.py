@@ -133,8 +133,17 @@ def test_deployment_crud_and_scale(api: client.ApiClient, ns: str) -> None:
     assert got.spec.replicas == 5
     assert got.metadata.generation == 2
 
-    got.spec.template.spec.containers[0].image = "busybox:1.36"
-    replaced = apps.replace_namespaced_deployment("web", ns, got)
+    # The deployment controller writes the Deployment too, so update as clients do:
+    # a 409 on a stale read is retried on a fresh one (client-go's RetryOnConflict).
+    for _ in range(20):
+        got = apps.read_namespaced_deployment("web", ns)
+        got.spec.template.spec.containers[0].image = "busybox:1.36"
+        try:
+            replaced = apps.replace_namespaced_deployment("web", ns, got)
+            break
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
     assert replaced.spec.template.spec.containers[0].image == "busybox:1.36"
     assert replaced.metadata.generation == 3
 
