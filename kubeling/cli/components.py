@@ -167,11 +167,12 @@ def _identity() -> str:
     return f"{socket.gethostname()}_{uuid.uuid4()}"
 
 
-def _http_client(args: argparse.Namespace, agent: str) -> Client:
+def _http_client(args: argparse.Namespace, agent: str, *, connections: int = 100) -> Client:
     from kubeling.client.http import HttpClient
 
     return HttpClient.from_kubeconfig(args.kubeconfig, context=args.context,
-                                      field_manager=agent, user_agent=agent)
+                                      field_manager=agent, user_agent=agent,
+                                      max_connections=connections)
 
 
 async def _until_signalled(main: Awaitable[Any]) -> int:
@@ -270,7 +271,8 @@ def run_hollow_nodes(args: argparse.Namespace) -> int:
     from kubeling.hollow import HollowNodes
 
     async def main() -> int:
-        client = _http_client(args, "hollow-node")
+        # As many connections as requests in flight: a bigger pool costs CPU per request.
+        client = _http_client(args, "hollow-node", connections=max(2, args.concurrency))
         nodes = HollowNodes(client, count=args.count, prefix=args.prefix, cpu=args.cpu,
                             memory=args.memory, pods=args.pods, labels=_labels(args.labels),
                             lease_interval=args.lease_interval,

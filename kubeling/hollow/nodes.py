@@ -61,7 +61,7 @@ class HollowNodes:
         self.lease_interval = lease_interval
         self.status_interval = status_interval
         self.clock = clock
-        self.concurrency = max(1, concurrency)
+        self.concurrency = max(2, concurrency)
         self.informers = Informers(client, clock=clock)
         self._pods: Informer = self.informers.informer(PODS)
         self._nodes: Informer = self.informers.informer(NODES)
@@ -79,8 +79,8 @@ class HollowNodes:
 
     async def start(self) -> None:
         """Register every node and its Lease, then run until :meth:`stop`."""
-        await self._bounded(self._register(n) for n in self.names)
-        await self._bounded(self._create_lease(n) for n in self.names)
+        await self._bounded((self._register(n) for n in self.names), self.concurrency)
+        await self._bounded((self._create_lease(n) for n in self.names), self.concurrency)
         self._pods.add_handlers(add=self._pod_changed,
                                 update=lambda _old, new: self._pod_changed(new))
         self._nodes.add_handlers(add=self._node_changed,
@@ -89,7 +89,7 @@ class HollowNodes:
         await self.informers.wait_synced()
         self._schedule_heartbeats()
         self._tasks.append(spawn(self._heartbeats(), name="hollow-heartbeats"))
-        for i in range(self.concurrency):
+        for i in range(self.concurrency - self._beat_share):
             self._tasks.append(spawn(self._worker(), name=f"hollow-worker-{i}"))
         log.info("%d hollow nodes registered (%s..%s)", len(self.names),
                  self.names[0] if self.names else "", self.names[-1] if self.names else "")
@@ -115,8 +115,14 @@ class HollowNodes:
     def alive(self, name: str) -> bool:
         return name in self._index and name not in self._dead
 
-    async def _bounded(self, coros: Iterable[Awaitable[Any]]) -> list[Any]:
-        sem = asyncio.Semaphore(self.concurrency)
+    @property
+    def _beat_share(self) -> int:
+        """Requests in flight for heartbeats; pod work gets the rest, so a flood of pods
+        never delays lease renewals (and never the other way round)."""
+        return max(1, self.concurrency // 2)
+
+    async def _bounded(self, coros: Iterable[Awaitable[Any]], limit: int) -> list[Any]:
+        sem = asyncio.Semaphore(limit)
 
         async def one(c: Awaitable[Any]) -> Any:
             async with sem:
@@ -179,7 +185,7 @@ class HollowNodes:
                                             name, what))
                 due.append(self._beat(name, what))
             if due:
-                await self._bounded(due)
+                await self._bounded(due, self._beat_share)
             wait = self._heap[0][0] - self.clock.monotonic() if self._heap else self.lease_interval
             if wait > 0:
                 await self.clock.sleep(max(wait, tick))  # batch what falls due close together
