@@ -13,12 +13,13 @@ pod, what that pod looks like, and how a template revision is named.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
 
 from kubeling.api.jsoncopy import json_copy
+from kubeling.api.nodematch import term_matches, tolerates
 from kubeling.utils.clock import parse_rfc3339
 
 Obj = dict[str, Any]
@@ -39,17 +40,6 @@ DAEMON_TOLERATIONS = (
 NETWORK_UNAVAILABLE = ("node.kubernetes.io/network-unavailable", NO_SCHEDULE)
 
 _SAFE = "bcdfghjklmnpqrstvwxz2456789"
-
-
-def tolerates(toleration: Obj, taint: Obj) -> bool:
-    effect = toleration.get("effect") or ""
-    if effect and effect != taint.get("effect"):
-        return False
-    key = toleration.get("key") or ""
-    if toleration.get("operator") == "Exists":
-        return not key or key == taint.get("key")
-    return key == taint.get("key") and (toleration.get("value") or "") == \
-        (taint.get("value") or "")
 
 
 def add_daemon_tolerations(spec: Obj) -> None:
@@ -88,35 +78,6 @@ def target_node(pod: Obj) -> str | None:
     return None
 
 
-def _requirement(req: Obj, value: str | None) -> bool:
-    op = req.get("operator")
-    values = req.get("values") or []
-    if op == "In":
-        return value is not None and value in values
-    if op == "NotIn":
-        return value is None or value not in values
-    if op == "Exists":
-        return value is not None
-    if op == "DoesNotExist":
-        return value is None
-    if op in ("Gt", "Lt") and value is not None and len(values) == 1:
-        try:
-            have, want = int(value), int(values[0])
-        except ValueError:
-            return False
-        return have > want if op == "Gt" else have < want
-    return False
-
-
-def _term(term: Obj, labels: Mapping[str, str], name: str) -> bool:
-    exprs = term.get("matchExpressions") or []
-    fields = term.get("matchFields") or []
-    if not exprs and not fields:
-        return False
-    return all(_requirement(r, labels.get(r.get("key", ""))) for r in exprs) and \
-        all(_requirement(r, name if r.get("key") == "metadata.name" else None) for r in fields)
-
-
 def daemon_tolerations(pod_spec: Obj) -> list[Obj]:
     """The tolerations a daemon pod of this template carries."""
     spec: Obj = {"tolerations": pod_spec.get("tolerations") or [],
@@ -138,7 +99,7 @@ def should_run(node: Obj, pod_spec: Obj,
         return False, False
     required = (((pod_spec.get("affinity") or {}).get("nodeAffinity") or {})
                 .get("requiredDuringSchedulingIgnoredDuringExecution"))
-    if required is not None and not any(_term(t, labels, name)
+    if required is not None and not any(term_matches(t, labels, name)
                                         for t in required.get("nodeSelectorTerms") or ()):
         return False, False
     if tolerations is None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 
 from kubeling.api import errors, kinds
+from kubeling.api.nodematch import tolerates
 from kubeling.client.events import NORMAL
 from kubeling.client.informer import NODE_INDEX, key_of, split_key
 from kubeling.client.interface import Obj
@@ -25,22 +26,6 @@ from kubeling.utils.clock import rfc3339
 log = logging.getLogger("kubeling.controllers.taintmanager")
 
 NO_EXECUTE = "NoExecute"
-
-
-def tolerates(toleration: Obj, taint: Obj) -> bool:
-    """Whether one toleration tolerates one taint (key, operator, value and effect)."""
-    effect = toleration.get("effect") or ""
-    if effect and effect != taint.get("effect"):
-        return False
-    operator = toleration.get("operator") or "Equal"
-    key = toleration.get("key") or ""
-    if not key:
-        return operator == "Exists"
-    if key != taint.get("key"):
-        return False
-    if operator == "Exists":
-        return True
-    return (toleration.get("value") or "") == (taint.get("value") or "")
 
 
 def toleration_time(taints: list[Obj], tolerations: list[Obj]) -> float | None:
