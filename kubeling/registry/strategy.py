@@ -33,6 +33,9 @@ class Strategy:
     reset_on_create: Callable[[Obj], None] | None = None
     # Whether a delete returns the object (True) or a Status (False).
     return_deleted_object: bool = False
+    # Whether status writes may also change annotations (Deployments: the controller records
+    # the revision annotation with the status it computed, as Kubernetes lets it).
+    status_annotations: bool = False
 
 
 def _pod_create(obj: Obj) -> None:
@@ -79,7 +82,8 @@ STRATEGIES: dict[tuple[str, str], Strategy] = {
     ("", "PersistentVolume"): Strategy(True, reset_on_create=_pv_create),
     ("", "PersistentVolumeClaim"): Strategy(True, reset_on_create=_pvc_create),
     ("", "ResourceQuota"): Strategy(True, reset_on_create=_clear_status),
-    ("apps", "Deployment"): Strategy(True, reset_on_create=_deployment_like),
+    ("apps", "Deployment"): Strategy(True, reset_on_create=_deployment_like,
+                                     status_annotations=True),
     ("apps", "ReplicaSet"): Strategy(True, reset_on_create=_deployment_like),
     ("apps", "StatefulSet"): Strategy(True, reset_on_create=_deployment_like),
     ("apps", "DaemonSet"): Strategy(True, reset_on_create=_deployment_like),
@@ -161,7 +165,13 @@ def prepare_for_status_update(kind: Kind, new: Obj, old: Obj) -> Obj:
         else:
             out.pop(f, None)
     # Metadata stays as stored; only the resourceVersion precondition travels with it.
-    out["metadata"]["resourceVersion"] = (new.get("metadata") or {}).get("resourceVersion")
+    new_meta = new.get("metadata") or {}
+    out["metadata"]["resourceVersion"] = new_meta.get("resourceVersion")
+    if st.status_annotations:
+        if new_meta.get("annotations"):
+            out["metadata"]["annotations"] = new_meta["annotations"]
+        else:
+            out["metadata"].pop("annotations", None)
     return out
 
 

@@ -29,3 +29,4 @@ def test_a_wildcard_toleration_tolerates_everything() -> None:
     pod = {"spec": {"tolerations": [{"operator": "Exists"}]}}
     default_tolerations(pod)
     assert pod["spec"]["tolerations"] == [{"operator": "Exists"}]
+

@@ -56,12 +56,10 @@ class SyncMixin(Controller):
     # ----- writes ---------------------------------------------------------------------------
 
     async def write_status(self, d: Obj) -> None:
+        """Write the status, and with it the annotations (the revision): the Deployment
+        status subresource takes both."""
         d["status"] = _omit_zero(d.get("status") or {})
         out = await self.client.update(self.d_kind, d, subresource="status")
-        d["metadata"]["resourceVersion"] = out["metadata"]["resourceVersion"]
-
-    async def write_annotations(self, d: Obj) -> None:
-        out = await self.client.update(self.d_kind, d)
         d["metadata"]["resourceVersion"] = out["metadata"]["resourceVersion"]
 
     # ----- the new ReplicaSet and revisions ---------------------------------------------------
@@ -90,14 +88,16 @@ class SyncMixin(Controller):
             rs["spec"]["minReadySeconds"] = min_ready
             return await self.client.update(self.rs_kind, rs)
         rs_revision = util.annots(rs).get(util.REVISION, "")
-        if util.annots(d).get(util.REVISION) != rs_revision:
+        dirty = util.annots(d).get(util.REVISION) != rs_revision
+        if dirty:
             d["metadata"]["annotations"] = {**util.annots(d), util.REVISION: rs_revision}
-            await self.write_annotations(d)
         status = d.setdefault("status", {})
         if util.has_progress_deadline(d) and util.condition(status, util.PROGRESSING) is None:
             util.set_condition(status, util.new_condition(
                 util.PROGRESSING, "True", util.REASON_FOUND_NEW_RS,
                 f'Found new replica set "{rs["metadata"]["name"]}"', self.now()))
+            dirty = True
+        if dirty:
             await self.write_status(d)
         return rs
 
@@ -154,14 +154,16 @@ class SyncMixin(Controller):
         if not already and count > 0:
             self.recorder.event(d, NORMAL, "ScalingReplicaSet",
                                 f"Scaled up replica set {name} from 0 to {count}")
-        if util.annots(d).get(util.REVISION) != str(new_revision):
+        dirty = util.annots(d).get(util.REVISION) != str(new_revision)
+        if dirty:
             d["metadata"]["annotations"] = {**util.annots(d),
                                             util.REVISION: str(new_revision)}
-            await self.write_annotations(d)
         if not already and util.has_progress_deadline(d):
             util.set_condition(status, util.new_condition(
                 util.PROGRESSING, "True", util.REASON_NEW_RS,
                 f'Created new replica set "{name}"', self.now()))
+            dirty = True
+        if dirty:
             await self.write_status(d)
         return created
 
