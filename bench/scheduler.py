@@ -28,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,27 +43,9 @@ NAMESPACE = "bench"
 # ----- the cluster under test ---------------------------------------------------------------
 
 
-def start_server(server: Server, *flags: str, timeout: float = 60.0) -> None:
-    """``kubeling server`` with server flags (``Server.start`` only takes global ones)."""
-    log = open(server.data_dir / "server.log", "ab")
-    server.proc = subprocess.Popen(
-        [sys.executable, "-m", "kubeling.cli.main", "--log-level", "warning", "server",
-         "--data-dir", str(server.data_dir), "--listen", f"127.0.0.1:{server.port}", *flags],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    ctx = insecure_context()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            raise RuntimeError(f"server exited; see {server.data_dir / 'server.log'}")
-        try:
-            url = f"https://127.0.0.1:{server.port}/readyz"
-            with urllib.request.urlopen(url, context=ctx, timeout=2) as r:
-                if r.status == 200 and server.kubeconfig.exists():
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("server not ready in time")
+def start_server(server: Server, *flags: str) -> None:
+    """``kubeling server`` with server flags, logging warnings only."""
+    server.start("--log-level", "warning", server_args=flags)
 
 
 def rss_mib(pid: int) -> float:

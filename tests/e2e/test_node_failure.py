@@ -10,25 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster import Cluster, Component, free_port, require, start_hollow_nodes, wait_for
-
-RC = """\
-apiVersion: v1
-kind: ReplicationController
-metadata:
-  name: web
-spec:
-  replicas: 3
-  selector:
-    app: web
-  template:
-    metadata:
-      labels:
-        app: web
-    spec:
-      containers:
-      - name: nginx
-        image: nginx:1.26
-"""
+from tests.e2e.test_components import RC_YAML
 
 FAST = ("--lease-interval", "1s", "--status-interval", "1s")
 
@@ -57,7 +39,7 @@ def test_pods_of_a_node_that_stops_renewing_move_to_healthy_nodes(
     doomed = start_hollow_nodes(c, 1, "--prefix", "doomed-", *FAST)
     healthy: Component | None = None
     try:
-        c.kubectl("apply", "-f", "-", input=RC)
+        c.kubectl("apply", "-f", "-", input=RC_YAML)
         wait_for("3 pods running on the doomed node",
                  lambda: len([p for p in live_pods(c)
                               if p["spec"].get("nodeName") == "doomed-0"
@@ -93,7 +75,7 @@ def test_pods_of_a_node_that_stops_renewing_move_to_healthy_nodes(
 def test_deleting_a_namespace_deletes_everything_in_it(fast_cluster: Cluster) -> None:
     c = fast_cluster
     c.kubectl("create", "namespace", "doomed")
-    c.kubectl("-n", "doomed", "apply", "-f", "-", input=RC)
+    c.kubectl("-n", "doomed", "apply", "-f", "-", input=RC_YAML)
     c.kubectl("-n", "doomed", "create", "configmap", "cfg", "--from-literal=a=1")
     wait_for("the RC's pods and the default service account",
              lambda: len(json.loads(c.kubectl("-n", "doomed", "get", "pods", "-o",
