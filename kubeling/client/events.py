@@ -53,6 +53,7 @@ class EventRecorder:
         self.written = 0
         self.dropped = 0
         self._last_stamp = 0
+        self._busy = False  # a write is in progress (for flush)
 
     def event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
         """Record that ``reason`` happened to ``obj`` (type Normal or Warning)."""
@@ -70,8 +71,6 @@ class EventRecorder:
         """Wait until every recorded event has been written (for tests)."""
         while not self._pending.empty() or (self._task is not None and self._busy):
             await asyncio.sleep(0.01)
-
-    _busy = False
 
     async def _run(self) -> None:
         while True:
