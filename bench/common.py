@@ -76,7 +76,11 @@ class Server:
     def kubeconfig(self) -> Path:
         return self.data_dir / "kubeconfig.yaml"
 
-    def start(self, *extra: str, server_args: tuple[str, ...] = ()) -> None:
+    def start(self, *extra: str, server_args: tuple[str, ...] = (), agent: bool = False) -> None:
+        """Start the server; its own node agent only with ``agent`` (benchmarks of the
+        control plane keep pods on hollow nodes)."""
+        if not agent:
+            server_args = ("--disable-agent", *server_args)
         log = open(self.data_dir / "server.log", "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kubeling.cli.main", *extra, "server",

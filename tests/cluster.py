@@ -17,6 +17,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
+# The server's own node in agent tests: a fixed name, free ports, a short restart back-off.
+AGENT_NODE = "kubeling-server"
+AGENT_FLAGS = ("--node-name", AGENT_NODE, "--kubelet-port", "0", "--kubelet-health-port", "0",
+               "--container-backoff-initial", "1s", "--container-backoff-max", "8s")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -40,6 +46,7 @@ class Cluster:
     data_dir: Path
     port: int
     proc: subprocess.Popen[bytes] | None = None
+    agent: bool = False  # run the server's own node agent (off: pods only on hollow nodes)
     log_path: Path = field(init=False)
     cache_dir: Path = field(init=False)
 
@@ -65,9 +72,10 @@ class Cluster:
 
     def start(self, *extra: str, wait: bool = True) -> None:
         log = open(self.log_path, "ab")
+        agent = AGENT_FLAGS if self.agent else ("--disable-agent",)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kubeling.cli.main", "server", "--data-dir",
-             str(self.data_dir), "--listen", f"127.0.0.1:{self.port}", *extra],
+             str(self.data_dir), "--listen", f"127.0.0.1:{self.port}", *agent, *extra],
             stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )

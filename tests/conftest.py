@@ -45,11 +45,33 @@ def hollow_cluster(tmp_path: Path) -> Iterator[Cluster]:
     c.stop()
 
 
+@pytest.fixture(scope="session")
+def agent_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One server for the session that is also a node (``AGENT_NODE``) running pods with the
+    process runtime; its static pod manifests are read from ``<data dir>/manifests``."""
+    c = Cluster(tmp_path_factory.mktemp("kubeling-agent"), free_port(), agent=True)
+    (c.data_dir / "manifests").mkdir()
+    c.start("--pod-manifest-path", str(c.data_dir / "manifests"))
+    yield c
+    c.stop()
+
+
+@pytest.fixture
+def fresh_agent_cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """A server of its own that is also a node, for tests that restart or kill it."""
+    c = Cluster(tmp_path / "data", free_port(), agent=True)
+    c.data_dir.mkdir()
+    c.start()
+    yield c
+    c.stop()
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
     report = yield
     if report.failed and call.when == "call":
-        for name in ("cluster", "fresh_cluster", "hollow_cluster"):
+        for name in ("cluster", "fresh_cluster", "hollow_cluster", "agent_cluster",
+                     "fresh_agent_cluster"):
             c = getattr(item, "funcargs", {}).get(name)
             if isinstance(c, Cluster):
                 report.sections.append(("kubeling server log (tail)", c.log_tail()))

@@ -47,9 +47,11 @@ PEER_KEY = "kubeling.peer"
 
 
 class ApiServer:
-    def __init__(self, registry: Registry, authenticator: Authenticator) -> None:
+    def __init__(self, registry: Registry, authenticator: Authenticator, *,
+                 ca_pem: bytes = b"") -> None:
         self.registry = registry
         self.auth = authenticator
+        self.ca_pem = ca_pem  # served at /cacerts: a joining agent checks it against its token
         self.handlers = Handlers(registry)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -185,6 +187,8 @@ class ApiServer:
             return Response(200, b"ok", "text/plain; charset=utf-8")
         if path == "/version":
             return _json(VERSION_INFO)
+        if path == "/cacerts" and self.ca_pem:
+            return Response(200, self.ca_pem, "application/x-pem-file")
         if path == "/metrics":
             metrics.WATCHERS.labels("", "all").set(self.registry.cache.watcher_count())
             return Response(200, metrics.exposition(), "text/plain; version=0.0.4")

@@ -13,7 +13,8 @@ import hmac
 from dataclasses import dataclass
 from typing import Any
 
-PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version", "/version/"})
+PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version", "/version/",
+                          "/cacerts"})
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
                      help="do not run the scheduler in the server process")
     srv.add_argument("--disable-controllers", action="store_true",
                      help="do not run the controller manager in the server process")
+    srv.add_argument("--disable-agent", action="store_true",
+                     help="do not run a node agent in the server process")
     components.add_controller_flags(srv)
     components.add_toleration_flags(srv)
 

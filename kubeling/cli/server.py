@@ -94,7 +94,7 @@ async def _serve(args: argparse.Namespace) -> int:
     informers = _start_components(registry, args)
     admin = User("kubeling-admin", ("system:masters", "system:authenticated"))
     auth = Authenticator({pki.admin_token.read_text().strip(): admin})
-    app = ApiServer(registry, auth)
+    app = ApiServer(registry, auth, ca_pem=pki.ca_cert.read_bytes())
     tls = not args.insecure_http
     config = make_config(app, host=host, port=port,
                          cert=pki.server_cert if tls else None,
