@@ -1,0 +1,180 @@
+"""The process runtime's state on disk: one JSON file per sandbox and per container.
+
+Everything needed to find a container again after the agent restarts is here,
+so that a new runtime over the same root directory lists the same sandboxes
+and containers with the same ids, states and labels:
+
+- ``sandboxes/<id>/sandbox.json``: the sandbox's config, creation time, state;
+- ``containers/<id>/container.json``: what the container was created with
+  (argv, env, working directory, mounts, log path, labels, annotations) and
+  what the runtime made for it (mount points it had to create on the host);
+- ``containers/<id>/started.json`` and ``exit.json``, written by the shim:
+  the pid and start time, then the exit code, reason and finish time.
+
+A container's state is read from those files: neither → created; started →
+running (while its process lives); exit → exited.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubeling.runtime.protocol import (
+    ContainerState,
+    ContainerStatus,
+    SandboxState,
+    SandboxStatus,
+)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (FileNotFoundError, NotADirectoryError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def pid_alive(pid: int) -> bool:
+    """A live process (not a zombie) with that pid."""
+    if pid <= 0:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2:stat.rfind(b")") + 3] != b"Z"
+
+
+@dataclass
+class SandboxRecord:
+    id: str
+    dir: Path
+    config: dict[str, Any]
+    created_at: float
+    state: str = SandboxState.READY.value
+
+    def save(self) -> None:
+        write_json(self.dir / "sandbox.json", {
+            "id": self.id, "config": self.config, "created_at": self.created_at,
+            "state": self.state})
+
+    @classmethod
+    def load(cls, directory: Path) -> SandboxRecord | None:
+        data = read_json(directory / "sandbox.json")
+        if data is None:
+            return None
+        return cls(id=data["id"], dir=directory, config=data["config"],
+                   created_at=data["created_at"], state=data["state"])
+
+    def status(self, node_ip: str) -> SandboxStatus:
+        c = self.config
+        return SandboxStatus(
+            id=self.id, uid=c["uid"], namespace=c["namespace"], name=c["name"],
+            attempt=c.get("attempt", 0), state=SandboxState(self.state),
+            created_at=self.created_at, ip=node_ip,
+            labels=dict(c.get("labels") or {}), annotations=dict(c.get("annotations") or {}))
+
+
+@dataclass
+class ContainerRecord:
+    id: str
+    sandbox_id: str
+    dir: Path
+    name: str
+    attempt: int
+    image: str
+    image_ref: str
+    argv: list[str]
+    env: list[list[str]]
+    cwd: str
+    mounts: list[list[Any]]  # [host_path, container_path, read_only]
+    private_mounts: bool
+    log_path: str
+    stdin: bool
+    stdin_once: bool
+    tty: bool
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    created_at: float
+    created_paths: list[str] = field(default_factory=list)
+
+    FIELDS = ("id", "sandbox_id", "name", "attempt", "image", "image_ref", "argv", "env",
+              "cwd", "mounts", "private_mounts", "log_path", "stdin", "stdin_once", "tty",
+              "labels", "annotations", "created_at", "created_paths")
+
+    def save(self) -> None:
+        write_json(self.dir / "container.json", {k: getattr(self, k) for k in self.FIELDS})
+
+    @classmethod
+    def load(cls, directory: Path) -> ContainerRecord | None:
+        data = read_json(directory / "container.json")
+        if data is None:
+            return None
+        return cls(dir=directory, **{k: data[k] for k in cls.FIELDS if k in data})
+
+    @property
+    def root(self) -> Path:
+        """The container's own directory (its default working directory)."""
+        return self.dir / "root"
+
+    def started(self) -> dict[str, Any] | None:
+        return read_json(self.dir / "started.json")
+
+    def exited(self) -> dict[str, Any] | None:
+        return read_json(self.dir / "exit.json")
+
+    def running_pid(self) -> int:
+        """The main process's pid while the container runs, else 0."""
+        if (self.dir / "exit.json").exists():
+            return 0
+        started = self.started()
+        if started is None:
+            return 0
+        pid = int(started["pid"])
+        return pid if pid_alive(pid) else 0
+
+    def status(self) -> ContainerStatus:
+        started = self.started()
+        exited = self.exited()
+        state = ContainerState.CREATED
+        pid = 0
+        extra: dict[str, Any] = {}
+        if exited is not None:
+            state = ContainerState.EXITED
+            extra = {"finished_at": exited["finished_at"], "exit_code": exited["exit_code"],
+                     "reason": exited["reason"], "message": exited.get("message", "")}
+        elif started is not None:
+            pid = int(started["pid"])
+            if pid_alive(pid) or pid_alive(int(started.get("shim_pid", 0))):
+                state = ContainerState.RUNNING
+            else:
+                state = ContainerState.UNKNOWN
+                pid = 0
+        return ContainerStatus(
+            id=self.id, sandbox_id=self.sandbox_id, name=self.name, attempt=self.attempt,
+            state=state, image=self.image, image_ref=self.image_ref,
+            created_at=self.created_at,
+            started_at=float(started["started_at"]) if started else 0.0,
+            pid=pid, log_path=self.log_path, labels=dict(self.labels),
+            annotations=dict(self.annotations), **extra)
+
+    def environ(self) -> dict[str, str]:
+        from kubeling.runtime.shim import DEFAULT_PATH
+
+        env = dict((k, v) for k, v in self.env)
+        env.setdefault("PATH", DEFAULT_PATH)
+        return env
