@@ -4,7 +4,9 @@ TLS verifies client certificates against the cluster CA (optional at the
 handshake, so token clients connect too); the certificate's CN is the user and
 its O entries the groups, as Kubernetes reads them. Until RBAC arrives every
 authenticated user may do everything; the anonymous get only the public
-endpoints (health and version), like Kubernetes' public-info-viewer role.
+endpoints (health, version and the CA a joining agent checks against its
+token), like Kubernetes' public-info-viewer role. Node agents authenticate
+with the cluster's node secret as a bearer token, as ``NODE_USER``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,13 @@ PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version", "/version
 class User:
     name: str
     groups: tuple[str, ...] = ()
+
+
+NODES_GROUP = "system:nodes"
+# Who a node agent that joined with the cluster's node secret is (one shared secret, so
+# one user for every such agent; Kubernetes' per-node ``system:node:<name>`` users come
+# with per-node credentials).
+NODE_USER = User("kubeling-node", (NODES_GROUP, "system:authenticated"))
 
 
 def user_from_peercert(cert: dict[str, Any] | None) -> User | None:

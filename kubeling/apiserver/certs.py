@@ -1,7 +1,9 @@
 """The cluster's PKI and credentials, made on first start and kept in the data dir.
 
-A CA signs the API server's serving certificate and an admin client
-certificate; an admin bearer token and a node-join token sit beside them.
+A CA signs the API server's serving certificate, an admin client certificate
+and the client certificate the API server calls kubelets with; an admin bearer
+token and a node-join secret sit beside them. The join token an agent is given
+(``join_token``) pins the CA by its hash, as k3s's ``K10...`` tokens do.
 Files are written 0600 and never regenerated while they exist, so a restart
 keeps every kubeconfig working.
 """
@@ -9,6 +11,7 @@ keeps every kubeconfig working.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import ipaddress
 import logging
 import os
@@ -54,6 +57,15 @@ class Pki:
     @property
     def admin_key(self) -> Path:
         return self.dir / "admin.key"
+
+    @property
+    def kubelet_client_cert(self) -> Path:
+        """What the API server presents when it calls a kubelet (logs, exec, attach)."""
+        return self.dir / "apiserver-kubelet-client.crt"
+
+    @property
+    def kubelet_client_key(self) -> Path:
+        return self.dir / "apiserver-kubelet-client.key"
 
     @property
     def admin_token(self) -> Path:
@@ -160,6 +172,11 @@ def ensure_pki(data_dir: Path, extra_names: tuple[str, ...] = ()) -> Pki:
         issue(pki, pki.admin_cert, pki.admin_key, common_name="kubeling-admin",
               organizations=("system:masters",), client=True)
         log.info("generated admin client certificate")
+    if not pki.kubelet_client_cert.exists() or not pki.kubelet_client_key.exists():
+        issue(pki, pki.kubelet_client_cert, pki.kubelet_client_key,
+              common_name="kube-apiserver-kubelet-client", organizations=("system:masters",),
+              client=True)
+        log.info("generated the API server's kubelet client certificate")
     if not pki.admin_token.exists():
         _write(pki.admin_token, secrets.token_hex(24).encode())
         log.info("generated admin token")
@@ -167,3 +184,20 @@ def ensure_pki(data_dir: Path, extra_names: tuple[str, ...] = ()) -> Pki:
         _write(pki.node_token, secrets.token_hex(24).encode())
         log.info("generated node join token")
     return pki
+
+
+NODE_USER = "node"  # the user part of a join token (K10<ca hash>::node:<secret>)
+
+
+def ca_hash(ca_pem: bytes) -> str:
+    """The SHA-256 of the CA certificate file's bytes, in hex (a join token's pin)."""
+    return hashlib.sha256(ca_pem).hexdigest()
+
+
+def node_secret(pki: Pki) -> str:
+    return pki.node_token.read_text().strip()
+
+
+def join_token(pki: Pki) -> str:
+    """The full token an agent joins with: ``K10<sha256 of ca.crt>::node:<secret>``."""
+    return f"K10{ca_hash(pki.ca_cert.read_bytes())}::{NODE_USER}:{node_secret(pki)}"

@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from kubeling.cli import agent as agent_flags
 from kubeling.cli import components
 
 
@@ -49,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
                      help="do not run a node agent in the server process")
     components.add_controller_flags(srv)
     components.add_toleration_flags(srv)
+    agent_flags.add_agent_flags(srv)
+
+    agent = sub.add_parser("agent", help="join a cluster as a node and run its pods")
+    agent_flags.add_join_flags(agent)
+    agent_flags.add_agent_flags(agent)
 
     sched = sub.add_parser("scheduler", help="run the scheduler against an API server")
     components.add_remote_flags(sched, lease="kube-scheduler", health_port=10251)
@@ -66,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         from kubeling.cli.server import run_server
 
         return run_server(args)
+    if args.command == "agent":
+        return agent_flags.run_agent(args)
     if args.command == "scheduler":
         return components.run_scheduler(args)
     if args.command == "controller-manager":

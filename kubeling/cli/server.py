@@ -1,4 +1,10 @@
-"""``kubeling server``: start-up in logged steps, serving, and a clean shutdown."""
+"""``kubeling server``: start-up in logged steps, serving, and a clean shutdown.
+
+The server's machine is a node too: unless ``--disable-agent``, the node agent
+runs in this process over an in-process client (root dir ``<data dir>/agent``,
+the control-plane role label). Other machines join with the node token printed
+on start (``kubeling agent --server ... --token ...``).
+"""
 
 from __future__ import annotations
 
@@ -10,11 +16,12 @@ import signal
 from pathlib import Path
 
 from kubeling.apiserver.app import ApiServer
-from kubeling.apiserver.auth import Authenticator, User
-from kubeling.apiserver.certs import ensure_pki
+from kubeling.apiserver.auth import NODE_USER, Authenticator, User
+from kubeling.apiserver.certs import Pki, ensure_pki, join_token, node_secret
 from kubeling.apiserver.metrics import InstrumentedStore
 from kubeling.apiserver.server import Server, make_config
 from kubeling.cli import components
+from kubeling.cli.agent import RunningAgent, agent_options
 from kubeling.cli.kubeconfig import write_kubeconfig
 from kubeling.cli.main import default_data_dir
 from kubeling.client.informer import Informers
@@ -71,12 +78,43 @@ def _start_components(registry: Registry, args: argparse.Namespace) -> Informers
     return informers
 
 
+def _api_server(registry: Registry, auth: Authenticator, pki: Pki) -> ApiServer:
+    """The ASGI app; it calls kubelets with the kubelet client certificate when it can."""
+    import inspect
+
+    params = inspect.signature(ApiServer).parameters
+    if "kubelet_client_cert" in params:
+        return ApiServer(registry, auth, ca_pem=pki.ca_cert.read_bytes(),
+                         kubelet_client_cert=pki.kubelet_client_cert,
+                         kubelet_client_key=pki.kubelet_client_key)
+    return ApiServer(registry, auth, ca_pem=pki.ca_cert.read_bytes())
+
+
+async def _start_agent(registry: Registry, args: argparse.Namespace, data_dir: Path,
+                       pki: Pki) -> RunningAgent | None:
+    """This machine's node agent, in process; None when it could not start (the API
+    server keeps serving)."""
+    options = agent_options(args, data_dir / "agent", control_plane=True)
+    options.ca_file = pki.ca_cert
+    agent = RunningAgent(InProcessClient(registry, manager="kubelet"), options)
+    try:
+        if not await agent.start():
+            return None
+    except Exception:
+        log.exception("the node agent failed to start; serving the API without it")
+        await agent.stop()
+        return None
+    return agent
+
+
 async def _serve(args: argparse.Namespace) -> int:
     data_dir: Path = (args.data_dir or default_data_dir()).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     log.info("data dir %s", data_dir)
     host, port = _split_listen(args.listen)
-    pki = ensure_pki(data_dir)
+    extra = tuple(n for n in (args.advertise_address, args.node_ip,
+                              host if host not in ("0.0.0.0", "::") else "") if n)
+    pki = ensure_pki(data_dir, extra)
     log.info("certificates ready in %s", pki.dir)
     url = args.storage or f"sqlite://{data_dir / 'state.db'}"
     store = open_store(url)
@@ -93,8 +131,9 @@ async def _serve(args: argparse.Namespace) -> int:
                         unreachable=args.default_unreachable_toleration_seconds)
     informers = _start_components(registry, args)
     admin = User("kubeling-admin", ("system:masters", "system:authenticated"))
-    auth = Authenticator({pki.admin_token.read_text().strip(): admin})
-    app = ApiServer(registry, auth, ca_pem=pki.ca_cert.read_bytes())
+    auth = Authenticator({pki.admin_token.read_text().strip(): admin,
+                          node_secret(pki): NODE_USER, join_token(pki): NODE_USER})
+    app = _api_server(registry, auth, pki)
     tls = not args.insecure_http
     config = make_config(app, host=host, port=port,
                          cert=pki.server_cert if tls else None,
@@ -115,11 +154,18 @@ async def _serve(args: argparse.Namespace) -> int:
         serve.result()
         return 1
     log.info("serving the Kubernetes API on %s://%s:%d", scheme, host, port)
-    log.info("node join token is in %s", pki.node_token)
-    print(f"kubeling is ready. To use it:\n  export KUBECONFIG={kubeconfig}\n  kubectl get ns",
-          flush=True)
+    agent: RunningAgent | None = None
+    if not args.disable_agent:
+        agent = await _start_agent(registry, args, data_dir, pki)
+    token = join_token(pki)
+    log.info("node join token (also in %s): %s", pki.node_token, token)
+    print(f"kubeling is ready. To use it:\n  export KUBECONFIG={kubeconfig}\n  kubectl get ns\n"
+          f"To add a node, run on it:\n  kubeling agent --server {scheme}://{advertise}:{port} "
+          f"--token {token}", flush=True)
     await serve
     log.info("shutting down")
+    if agent is not None:
+        await agent.stop()
     await informers.stop()
     await registry.stop()
     await cancel_all()

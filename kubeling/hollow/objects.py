@@ -1,5 +1,8 @@
 """The API objects a hollow node writes about itself: its Node, its Lease, its addresses.
 
+The shapes shared with the real node agent (labels, conditions, the Lease) come
+from :mod:`kubeling.client.nodeobjects`.
+
 They look like what a kubelet registers (labels, capacity, nodeInfo, the four
 conditions, a Lease owned by the Node), so the scheduler and the controllers
 cannot tell a hollow node from a real one.
@@ -11,29 +14,27 @@ import ipaddress
 import platform
 import uuid
 import zlib
-from typing import Any
 
 from kubeling.client.interface import Obj
-from kubeling.client.leader import micro_time
-from kubeling.utils.clock import rfc3339
+from kubeling.client.nodeobjects import (
+    KUBELET_PORT,
+    LEASE_DURATION,
+    LEASE_NAMESPACE,
+    arch,
+    condition,
+    lease_object,
+    standard_labels,
+)
+
+__all__ = ["KUBELET_PORT", "LEASE_DURATION", "LEASE_NAMESPACE", "arch", "lease_object"]
 
 HOLLOW_LABEL = "type"
 HOLLOW_VALUE = "hollow"
 ZONE_LABEL = "topology.kubernetes.io/zone"
-LEASE_NAMESPACE = "kube-node-lease"
-LEASE_DURATION = 40
 KUBELET_VERSION = "v1.32.0-hollow"
-KUBELET_PORT = 10250
-
-_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 # Node addresses and fallback pod networks come from ranges no real cluster here uses.
 _NODE_NET = ipaddress.IPv4Network("172.16.0.0/12")
 _POD_NET = ipaddress.IPv4Network("100.64.0.0/10")
-
-
-def arch() -> str:
-    machine = platform.machine().lower()
-    return _ARCH.get(machine, machine or "amd64")
 
 
 def node_ip(index: int) -> str:
@@ -62,13 +63,9 @@ def conditions(now: float, previous: list[Obj] | None = None) -> list[Obj]:
     """The four conditions of a healthy node; a transition time is kept while the status
     stays the same, as the kubelet keeps it."""
     before = {c.get("type"): c for c in previous or ()}
-    stamp = rfc3339(now)
 
     def cond(type_: str, status: str, reason: str, message: str) -> Obj:
-        old = before.get(type_)
-        since = old.get("lastTransitionTime") if old and old.get("status") == status else None
-        return {"type": type_, "status": status, "lastHeartbeatTime": stamp,
-                "lastTransitionTime": since or stamp, "reason": reason, "message": message}
+        return condition(type_, status, reason, message, now=now, previous=before.get(type_))
 
     out = [cond(t, "False", r, m) for t, r, m in _CONDITIONS]
     out.append(cond("Ready", "True", "KubeletReady", "kubelet is posting ready status"))
@@ -80,9 +77,7 @@ def node_object(name: str, index: int, *, cpu: str, memory: str, pods: str,
     """The Node a hollow kubelet registers."""
     resources = {"cpu": cpu, "memory": memory, "pods": pods, "ephemeral-storage": "100Gi"}
     machine = arch()
-    all_labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
-                  "kubernetes.io/arch": machine, "beta.kubernetes.io/os": "linux",
-                  "beta.kubernetes.io/arch": machine, HOLLOW_LABEL: HOLLOW_VALUE,
+    all_labels = {**standard_labels(name, machine=machine), HOLLOW_LABEL: HOLLOW_VALUE,
                   **(labels or {})}
     return {
         "apiVersion": "v1", "kind": "Node",
@@ -110,17 +105,6 @@ def node_object(name: str, index: int, *, cpu: str, memory: str, pods: str,
             },
         },
     }
-
-
-def lease_object(name: str, node_uid: str, now: float) -> Obj:
-    """The node's Lease in kube-node-lease, owned by its Node (so it goes with the Node)."""
-    meta: dict[str, Any] = {"name": name, "namespace": LEASE_NAMESPACE}
-    if node_uid:
-        meta["ownerReferences"] = [{"apiVersion": "v1", "kind": "Node", "name": name,
-                                    "uid": node_uid}]
-    return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": meta,
-            "spec": {"holderIdentity": name, "leaseDurationSeconds": LEASE_DURATION,
-                     "renewTime": micro_time(now)}}
 
 
 def container_id(pod_uid: str, container: str) -> str:
