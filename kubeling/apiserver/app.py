@@ -13,14 +13,16 @@ import logging
 import platform
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from kubeling.api import errors, kinds
-from kubeling.apiserver import codec, discovery, metrics
+from kubeling.apiserver import codec, discovery, metrics, nodeproxy
 from kubeling.apiserver.auth import Authenticator, User, is_public
 from kubeling.apiserver.handlers import Handlers, Response
+from kubeling.apiserver.nodeproxy import NodeProxy
 from kubeling.apiserver.request import Request, RequestInfo, parse_path, parse_query
 from kubeling.apiserver.watch import WatchStream
 from kubeling.registry.registry import Registry
@@ -48,15 +50,21 @@ PEER_KEY = "kubeling.peer"
 
 class ApiServer:
     def __init__(self, registry: Registry, authenticator: Authenticator, *,
-                 ca_pem: bytes = b"") -> None:
+                 ca_pem: bytes = b"", kubelet_client_cert: Path | None = None,
+                 kubelet_client_key: Path | None = None) -> None:
         self.registry = registry
         self.auth = authenticator
         self.ca_pem = ca_pem  # served at /cacerts: a joining agent checks it against its token
         self.handlers = Handlers(registry)
+        # pods/log, exec and attach: proxied to the pod's node with this client certificate.
+        self.nodes = NodeProxy(registry, cert=kubelet_client_cert, key=kubelet_client_key)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await _lifespan(receive, send)
+            return
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
             return
         if scope["type"] != "http":
             return
@@ -80,6 +88,12 @@ class ApiServer:
             if info is not None and info.resource and _is_watch(req, info):
                 code = await self._watch(req, info, send, receive)
                 return
+            if _is_node_stream(info):
+                assert info is not None
+                streamed = await self._node_http(req, info, send, receive)
+                if streamed:
+                    code = 200
+                    return
             resp = await self._route(req, info)
         except errors.StatusError as exc:
             if exc.code >= 500:
@@ -157,8 +171,7 @@ class ApiServer:
             if m != "POST":
                 raise errors.method_not_supported("pods/binding", m.lower())
             return await h.bind(req, info, kind, want)
-        if sub in ("log", "exec", "attach", "portforward", "proxy", "eviction", "token",
-                   "ephemeralcontainers"):
+        if sub in ("portforward", "proxy", "eviction", "token", "ephemeralcontainers"):
             raise errors.StatusError(
                 503, "ServiceUnavailable",
                 f"the {kind.resource}/{sub} subresource needs a node agent, which this server "
@@ -231,6 +244,57 @@ class ApiServer:
         raise errors.StatusError(404, "NotFound", "the server could not find the requested "
                                  "resource")
 
+    async def _node_http(self, req: Request, info: RequestInfo, send: Send,
+                         receive: Receive) -> bool:
+        """pods/log over plain HTTP; exec and attach here are the SPDY or non-upgrade
+        requests, refused with the reason once the request itself has been checked.
+        True once a response has been streamed."""
+        if info.subresource == "log":
+            if req.method != "GET":
+                raise errors.method_not_supported("pods/log", req.method.lower())
+            target = await self.nodes.log_target(req, info)
+            if target is None:
+                await _send_response(send, Response(200, b"", "text/plain"))
+                return True
+            await self.nodes.serve_log(target, send, receive)
+            return True
+        if req.method not in ("GET", "POST"):
+            raise errors.method_not_supported(f"pods/{info.subresource}", req.method.lower())
+        await self.nodes.stream_target(req, info)
+        if "spdy" in req.headers.get("upgrade", "").lower():
+            raise nodeproxy.spdy_refused()
+        raise errors.bad_request("Upgrade request required")
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """pods/exec and pods/attach over WebSocket: authenticated as any request, checked,
+        then relayed to the pod's kubelet. A refusal is an HTTP answer with a Status."""
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        path = scope["path"]
+        req = Request("GET", path, parse_query(scope.get("query_string", b"")), headers)
+        info = parse_path(path)
+        try:
+            if (await receive())["type"] != "websocket.connect":
+                return
+            authz = headers.get("authorization")
+            user = self.auth.authenticate(authz.encode() if authz else None,
+                                          scope.get(PEER_KEY))
+            if user is None:
+                raise errors.unauthorized()
+            req.user = user
+            if not _is_node_stream(info) or info is None or info.subresource == "log":
+                raise errors.StatusError(404, "NotFound",
+                                         "the server could not find the requested resource")
+            target = await self.nodes.stream_target(req, info)
+            await self.nodes.serve_stream(target, scope, send, receive)
+        except errors.StatusError as exc:
+            if exc.code not in (404,):
+                log.info("websocket %s: %d %s: %s", path, exc.code, exc.reason, exc.message)
+            body = orjson.dumps(exc.to_status())
+            await send({"type": "websocket.http.response.start", "status": exc.code,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(body)).encode())]})
+            await send({"type": "websocket.http.response.body", "body": body})
+
     async def _watch(self, req: Request, info: RequestInfo, send: Send,
                      receive: Receive) -> int:
         kind = kinds.by_resource(info.group, info.resource)
@@ -286,6 +350,15 @@ class ApiServer:
             metrics.LONGRUNNING.labels("WATCH", kind.resource).dec()
             await frames.aclose()  # type: ignore[attr-defined]
         return 200
+
+
+def _is_node_stream(info: RequestInfo | None) -> bool:
+    return (info is not None and info.api_prefix == "api" and info.version == "v1"
+            and info.resource == "pods" and bool(info.name) and info.namespace is not None
+            and info.subresource in _NODE_STREAMS)
+
+
+_NODE_STREAMS = ("log", "exec", "attach")
 
 
 def _is_watch(req: Request, info: RequestInfo) -> bool:

@@ -2,7 +2,8 @@
 
 uvicorn does not put the verified peer certificate in the ASGI scope, so a
 small protocol subclass reads it from the TLS connection once and adds the
-user it names to every request's scope under ``kubeling.peer``.
+user it names to every request's scope under ``kubeling.peer``; the WebSocket
+protocol (exec and attach) gets the same treatment.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,10 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from kubeling.apiserver.app import PEER_KEY, ApiServer
 from kubeling.apiserver.auth import User, user_from_peercert
+
+with warnings.catch_warnings():  # uvicorn 0.34 still builds on websockets' legacy API
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from uvicorn.protocols.websockets.websockets_impl import WebSocketProtocol
 
 log = logging.getLogger("kubeling.apiserver")
 
@@ -49,6 +55,26 @@ class PeerCertProtocol(HttpToolsProtocol):
             super().shutdown()
 
 
+class PeerWebSocketProtocol(WebSocketProtocol):
+    """uvicorn's WebSocket protocol, with the TLS client certificate's user in the scope
+    (exec and attach authenticate like any other request)."""
+
+    _peer: User | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        super().connection_made(transport)
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            try:
+                self._peer = user_from_peercert(ssl_object.getpeercert())
+            except (ValueError, ssl.SSLError):
+                self._peer = None
+
+    async def run_asgi(self) -> None:
+        self.scope[PEER_KEY] = self._peer  # type: ignore[literal-required]
+        await super().run_asgi()
+
+
 def make_config(app: ApiServer, *, host: str, port: int, cert: Path | None, key: Path | None,
                 ca: Path | None) -> uvicorn.Config:
     kwargs: dict[str, Any] = {}
@@ -57,7 +83,7 @@ def make_config(app: ApiServer, *, host: str, port: int, cert: Path | None, key:
         if ca is not None:
             kwargs.update(ssl_ca_certs=str(ca), ssl_cert_reqs=ssl.CERT_OPTIONAL)
     return uvicorn.Config(
-        app, host=host, port=port, loop="uvloop", http=PeerCertProtocol, ws="none",
+        app, host=host, port=port, loop="uvloop", http=PeerCertProtocol, ws=PeerWebSocketProtocol,
         lifespan="off", log_level="warning", access_log=False, timeout_keep_alive=120,
         backlog=4096, limit_concurrency=None, server_header=False, date_header=True,
         # Open watches never finish on their own: cut them off rather than stall a shutdown.
