@@ -1,0 +1,193 @@
+"""The runtime fixtures: one ``rt`` per runtime in RUNTIMES, so every conformance test runs
+against every runtime through the Runtime protocol only.
+
+Adding a runtime is one line in RUNTIMES (its name and the host tools it needs; a missing
+tool skips, or fails under CI=true). Container commands use only what a busybox image has
+(sh, cat, sleep, stty, tty...), so that the suite runs unchanged where containers run images.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from kubeling.runtime import RuntimeOptions, open_runtime
+from kubeling.runtime.protocol import (
+    ContainerConfig,
+    ContainerState,
+    ContainerStatus,
+    PodSandboxConfig,
+    Runtime,
+    StreamSession,
+)
+from tests.cluster import require
+
+# runtime name -> host tools it needs
+RUNTIMES: dict[str, tuple[str, ...]] = {
+    "process": ("sh",),
+}
+
+IMAGE = "busybox:1.36"
+LOG_MAX_BYTES = 64 * 1024
+LOG_MAX_FILES = 3
+
+
+@dataclass
+class Harness:
+    """A runtime over a temporary root, with shorthands for the sandboxes and containers a
+    test makes. Everything it made is removed at the end of the test."""
+
+    runtime: Runtime
+    name: str
+    root: Path
+    logs: Path
+    options: RuntimeOptions
+    sandboxes: list[str] = field(default_factory=list)
+    counter: int = 0
+
+    def sandbox_config(self, name: str = "pod", **kw: object) -> PodSandboxConfig:
+        self.counter += 1
+        uid = f"uid-{self.counter}"
+        return PodSandboxConfig(
+            uid=uid, namespace="default", name=name,
+            log_directory=str(self.logs / f"default_{name}_{uid}"),
+            labels={"io.kubernetes.pod.name": name, "io.kubernetes.pod.uid": uid},
+            annotations={"note": "kept"}, **kw)  # type: ignore[arg-type]
+
+    async def sandbox(self, name: str = "pod") -> tuple[str, PodSandboxConfig]:
+        config = self.sandbox_config(name)
+        sid = await self.runtime.run_pod_sandbox(config)
+        self.sandboxes.append(sid)
+        return sid, config
+
+    def container_config(self, sandbox: PodSandboxConfig, command: tuple[str, ...],
+                         name: str = "c", **kw: object) -> ContainerConfig:
+        attempt = int(kw.pop("attempt", 0))  # type: ignore[call-overload]
+        return ContainerConfig(
+            name=name, attempt=attempt, image=IMAGE, command=command,
+            log_path=f"{sandbox.log_directory}/{name}/{attempt}.log",
+            labels={"io.kubernetes.container.name": name},
+            annotations={"io.kubernetes.container.restartCount": str(attempt)},
+            **kw)  # type: ignore[arg-type]
+
+    async def run(self, *command: str, name: str = "c", start: bool = True,
+                  **kw: object) -> tuple[str, ContainerConfig]:
+        """A new sandbox with one container running ``command``."""
+        sid, sandbox = await self.sandbox(f"pod-{name}-{self.counter + 1}")
+        await self.runtime.pull_image(IMAGE)
+        config = self.container_config(sandbox, tuple(command), name=name, **kw)
+        cid = await self.runtime.create_container(sid, config, sandbox)
+        if start:
+            await self.runtime.start_container(cid)
+        return cid, config
+
+    async def wait_state(self, cid: str, state: ContainerState,
+                         timeout: float = 10.0) -> ContainerStatus:
+        deadline = time.monotonic() + timeout
+        while True:
+            status = await self.runtime.container_status(cid)
+            if status.state == state:
+                return status
+            if time.monotonic() > deadline:
+                raise AssertionError(f"container {status.name} is {status.state}, not {state}")
+            await asyncio.sleep(0.02)
+
+    async def exited(self, cid: str, timeout: float = 10.0) -> ContainerStatus:
+        return await self.wait_state(cid, ContainerState.EXITED, timeout)
+
+
+async def eventually(what: str, check: Callable[[], Awaitable[object] | object],
+                     timeout: float = 10.0) -> object:
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        last = check()
+        if isinstance(last, Awaitable):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+async def read_until(session: StreamSession, wanted: bytes, timeout: float = 10.0,
+                     stream: int | None = None) -> bytes:
+    """Output of ``session`` until it contains ``wanted`` (or the session ends)."""
+    seen = b""
+
+    async def pump() -> bytes:
+        nonlocal seen
+        while wanted not in seen:
+            got, data = await session.read()
+            if got == 0:
+                break
+            if stream is None or got == stream:
+                seen += data
+        return seen
+
+    try:
+        return await asyncio.wait_for(pump(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"no {wanted!r} in the output; got {seen!r}") from None
+
+
+async def read_all(session: StreamSession, timeout: float = 10.0) -> dict[int, bytes]:
+    out: dict[int, bytes] = {1: b"", 2: b""}
+
+    async def pump() -> None:
+        while True:
+            got, data = await session.read()
+            if got == 0:
+                return
+            out[got] += data
+
+    await asyncio.wait_for(pump(), timeout)
+    return out
+
+
+def log_bytes(path: str | Path) -> bytes:
+    """The raw log file, b"" while it does not exist."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
+def log_entries(path: str | Path) -> list[tuple[str, str, bool, bytes]]:
+    from kubeling.runtime.crilog import parse_line
+
+    with open(path, "rb") as f:
+        return [parse_line(line) for line in f]
+
+
+@pytest.fixture(params=sorted(RUNTIMES))
+def runtime_name(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    for tool in RUNTIMES[name]:
+        require(tool)
+    return name
+
+
+def make_options(root: Path) -> RuntimeOptions:
+    return RuntimeOptions(root_dir=root, node_ip="127.0.0.1", log_max_bytes=LOG_MAX_BYTES,
+                          log_max_files=LOG_MAX_FILES)
+
+
+@pytest.fixture
+async def rt(runtime_name: str, tmp_path: Path) -> AsyncIterator[Harness]:
+    options = make_options(tmp_path / "runtime")
+    harness = Harness(runtime=open_runtime(runtime_name, options), name=runtime_name,
+                      root=tmp_path / "runtime", logs=tmp_path / "logs", options=options)
+    try:
+        yield harness
+    finally:
+        cleanup = open_runtime(runtime_name, options)
+        for sandbox in await cleanup.list_pod_sandboxes():
+            await cleanup.remove_pod_sandbox(sandbox.id)
+        await cleanup.close()
+        await harness.runtime.close()
