@@ -496,3 +496,16 @@ async def test_unsupported_volume_type(h: Harness) -> None:
     with pytest.raises(VolumeError) as err:
         await h.manager.setup(pod([{"name": "n", "nfs": {"server": "x", "path": "/"}}]))
     assert "nfs is not supported" in err.value.message
+
+
+@root_only
+async def test_secret_volume_is_kept_in_memory(h: Harness) -> None:
+    h.objects.secrets[("ns", "s")] = {"metadata": {"name": "s", "namespace": "ns"},
+                                      "data": {"k": base64.b64encode(b"v").decode()}}
+    paths = await h.manager.setup(pod([{"name": "sec", "secret": {"secretName": "s"}}]))
+    where = os.path.realpath(paths["sec"])
+    assert dict(disk.mount_points()).get(where) == "tmpfs"
+    assert (Path(where) / "k").read_bytes() == b"v"
+    await h.manager.teardown(UID)
+    assert where not in dict(disk.mount_points())
+    assert not os.path.exists(where)

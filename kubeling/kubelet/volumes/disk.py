@@ -76,8 +76,8 @@ def is_mount_point(path: Path) -> bool:
     return os.path.realpath(path) in {m for m, _ in mount_points()}
 
 
-def mount_tmpfs(path: Path, size_bytes: int = 0) -> None:
-    options = f"mode=0777,size={size_bytes}" if size_bytes > 0 else "mode=0777"
+def mount_tmpfs(path: Path, size_bytes: int = 0, *, mode: int = 0o777) -> None:
+    options = f"mode={mode:04o}" + (f",size={size_bytes}" if size_bytes > 0 else "")
     rc = _lib().mount(b"tmpfs", os.fsencode(path), b"tmpfs", MS_NOSUID | MS_NODEV,
                       options.encode())
     if rc != 0:

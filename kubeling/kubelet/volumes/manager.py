@@ -48,6 +48,7 @@ PLUGIN_DIRS = {
     "downwardAPI": "kubernetes.io~downward-api",
     "projected": "kubernetes.io~projected",
 }
+IN_MEMORY = ("secret", "projected")  # kept off the disk (a tmpfs) when the agent can mount
 
 
 @dataclass
@@ -236,6 +237,12 @@ class VolumeManager:
         if not path.is_dir():
             path.mkdir(parents=True, exist_ok=True)
             os.chmod(path, 0o755)
+            if kind in IN_MEMORY and disk.can_mount():
+                try:
+                    disk.mount_tmpfs(path, mode=0o755)
+                except OSError as e:
+                    log.warning("%s volume %s of pod %s is on disk: %s", kind,
+                                volume.get("name"), uid, e)
         try:
             AtomicWriter(path).write(payload)
         except PayloadError as e:
