@@ -58,10 +58,12 @@ class Heartbeat:
         self.node_uid = ""
         self._lease: Obj | None = None
         self._last_status: Obj | None = None
+        self.last_node: Obj | None = None  # as the API returned it after our last write
         self._last_report = float("-inf")
         self._runtime_version = ""
         self._tasks: list[asyncio.Task[Any]] = []
         self.renewals = 0
+        self.status_checks = 0  # status passes done (written or not)
         self.status_writes = 0
 
     # ----- what the node is ---------------------------------------------------------------
@@ -163,6 +165,7 @@ class Heartbeat:
                                            subresource="status")
 
     def _written(self, node: Obj, status: Obj) -> None:
+        self.last_node = node
         self._last_status = status
         self._last_report = self.ctx.clock.monotonic()
         self.node_uid = node["metadata"].get("uid", "") or self.node_uid
@@ -245,13 +248,16 @@ class Heartbeat:
 
     async def update_status(self) -> bool:
         """Measure the node; write its status when it changed or is due. True if written."""
+        # What the API says now (the node lifecycle controller may have marked it Unknown);
+        # no node there (deleted, or not seen yet) means a write, which re-registers it.
         api_node = self.ctx.objects.node()
-        seen = (api_node or {}).get("status") if api_node is not None else self._last_status
-        previous = (seen or {}).get("conditions")
+        seen = (api_node or {}).get("status")
+        previous = (seen or self._last_status or {}).get("conditions")
         status, changes = await self.compute_status(previous)
         due = self.ctx.clock.monotonic() - self._last_report >= \
             self.ctx.options.status_report_interval
         if not due and not nodestatus.status_changed(seen, status):
+            self.status_checks += 1
             return False
         try:
             node = await self.ctx.client.patch(NODES, None, self.name, {"status": status},
@@ -261,8 +267,10 @@ class Heartbeat:
                 raise
             log.warning("node %s was deleted; registering it again", self.name)
             self._lease = None
-            node = await self.register()
+            await self.register()
+            self.status_checks += 1
             return True
         self._written(node, status)
         self._record(changes)
+        self.status_checks += 1
         return True

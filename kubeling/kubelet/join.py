@@ -65,11 +65,13 @@ def _unverified() -> ssl.SSLContext:
     return ctx
 
 
-async def fetch_ca(server: str, expected_hash: str | None, *, timeout: float = 10.0) -> bytes:
+async def fetch_ca(server: str, expected_hash: str | None, *, timeout: float = 10.0,
+                   transport: httpx.AsyncBaseTransport | None = None) -> bytes:
     """The cluster CA from ``<server>/cacerts``, checked against ``expected_hash``."""
     url = server.rstrip("/") + "/cacerts"
     try:
-        async with httpx.AsyncClient(verify=_unverified(), timeout=timeout) as http:
+        async with httpx.AsyncClient(verify=_unverified(), timeout=timeout,
+                                     transport=transport) as http:
             resp = await http.get(url)
     except httpx.HTTPError as exc:
         raise ConnectionError(f"cannot reach {url}: {exc}") from exc
@@ -85,14 +87,14 @@ async def fetch_ca(server: str, expected_hash: str | None, *, timeout: float = 1
     return resp.content
 
 
-async def check_credentials(server: str, ca_pem: bytes, secret: str, *,
-                            timeout: float = 10.0) -> None:
+async def check_credentials(server: str, ca_pem: bytes, secret: str, *, timeout: float = 10.0,
+                            transport: httpx.AsyncBaseTransport | None = None) -> None:
     """Ask the API for something only an authenticated caller may see; JoinError if refused."""
     ctx = ssl.create_default_context(cadata=ca_pem.decode())
     ctx.check_hostname = False  # the server's name may not be in its certificate
     url = server.rstrip("/") + "/api/v1/namespaces/kube-node-lease"
     try:
-        async with httpx.AsyncClient(verify=ctx, timeout=timeout) as http:
+        async with httpx.AsyncClient(verify=ctx, timeout=timeout, transport=transport) as http:
             resp = await http.get(url, headers={"Authorization": f"Bearer {secret}"})
     except httpx.HTTPError as exc:
         raise ConnectionError(f"cannot reach {server}: {exc}") from exc
@@ -122,12 +124,13 @@ def write_kubeconfig(path: Path, *, server: str, ca_pem: bytes, token: str,
     os.replace(tmp, path)
 
 
-async def join(server: str, token: str, data_dir: Path) -> Path:
+async def join(server: str, token: str, data_dir: Path, *,
+               transport: httpx.AsyncBaseTransport | None = None) -> Path:
     """Verify the server against the token, check the token is accepted, and write
     ``<data_dir>/kubeconfig.yaml`` and ``<data_dir>/pki/ca.crt``; returns the kubeconfig."""
     expected, secret = parse_token(token)
-    ca_pem = await fetch_ca(server, expected)
-    await check_credentials(server, ca_pem, secret)
+    ca_pem = await fetch_ca(server, expected, transport=transport)
+    await check_credentials(server, ca_pem, secret, transport=transport)
     pki = data_dir / "pki"
     pki.mkdir(parents=True, exist_ok=True)
     (pki / CA_NAME).write_bytes(ca_pem)
