@@ -8,9 +8,10 @@ with ``F`` ends it). Output that ends without a newline is written as a full
 line when the stream closes, as containerd does.
 
 The file is rotated by size: when the next entry would take it past
-``max_bytes`` it is renamed to ``<path>.<UTC yyyymmdd-hhmmss>`` (a ``-N`` suffix
-when that name is taken within the same second) and a new file is opened; only
-the newest ``max_files`` files, the live one included, are kept.
+``max_bytes`` it is renamed to ``<path>.<UTC yyyymmdd-hhmmss>`` (with a
+``-N`` suffix, counting up, for more rotations within the same second) and a
+new file is opened; only the newest ``max_files`` files, the live one
+included, are kept (``rotated_paths`` lists the others oldest first).
 
 Standard library only: the shim imports it, and a shim runs per container.
 """
@@ -151,10 +152,10 @@ class LogWriter:
     def _rotate(self) -> None:
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(self._last_ns / 1e9))
         target = f"{self.path}.{stamp}"
-        seq = 0
-        while os.path.exists(target):
-            seq += 1
-            target = f"{self.path}.{stamp}-{seq}"
+        same = [p for p in rotated_paths(self.path) if p.startswith(target)]
+        if same:  # later than every file of this second, even one since removed
+            last = same[-1][len(target):]
+            target = f"{target}-{int(last[1:]) + 1 if last else 1}"
         try:
             os.rename(self.path, target)
         except FileNotFoundError:
