@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,7 @@ class Harness:
 
 
 @pytest.fixture
-def h(tmp_path: Path) -> Harness:
+async def h(tmp_path: Path) -> AsyncIterator[Harness]:
     objects = FakeObjects()
     options = KubeletOptions(node_name="n1", root_dir=tmp_path / "agent")
     clock = FakeClock()
@@ -65,7 +66,9 @@ def h(tmp_path: Path) -> Harness:
                          options=options, recorder=None, objects=objects,  # type: ignore[arg-type]
                          clock=clock, node_ip="10.0.0.1")
     woken: list[str] = []
-    return Harness(VolumeManager(ctx, wake=woken.append), objects, options, clock, woken)
+    manager = VolumeManager(ctx, wake=woken.append)
+    yield Harness(manager, objects, options, clock, woken)
+    await manager.cleanup_orphans(set())  # no tmpfs left mounted behind a test
 
 
 def pod(volumes: list[Obj], *, containers: list[Obj] | None = None, uid: str = UID,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from kubeling.api.quantity import parse_quantity
 from kubeling.client.interface import Obj
-from kubeling.kubelet.atomicwriter import AtomicWriter, PayloadError
+from kubeling.kubelet.atomicwriter import DATA_DIR, AtomicWriter, PayloadError
 from kubeling.kubelet.context import KubeletContext
 from kubeling.kubelet.envvars import EnvError, make_env
 from kubeling.kubelet.interfaces import VolumeError, Wake
@@ -65,6 +65,7 @@ class VolumeManager:
         self._pods: dict[str, _PodVolumes] = {}
         self._task: asyncio.Task[None] | None = None
         self._warned_memory: set[str] = set()
+        self._written: dict[tuple[str, str], Payload] = {}  # (pod uid, volume) → last payload
 
     # ----- the Volumes protocol -----------------------------------------------------------
 
@@ -94,6 +95,8 @@ class VolumeManager:
         else:
             disk.remove_tree(self.ctx.options.volumes_dir(pod_uid))
         self._warned_memory.discard(pod_uid)
+        for key in [k for k in self._written if k[0] == pod_uid]:
+            del self._written[key]
 
     async def cleanup_orphans(self, active_uids: set[str]) -> None:
         pods_dir = self.ctx.options.pods_dir
@@ -243,10 +246,14 @@ class VolumeManager:
                 except OSError as e:
                     log.warning("%s volume %s of pod %s is on disk: %s", kind,
                                 volume.get("name"), uid, e)
+        key = (uid, volume.get("name", ""))
+        if self._written.get(key) == payload and (path / DATA_DIR).is_symlink():
+            return path
         try:
             AtomicWriter(path).write(payload)
         except PayloadError as e:
             raise VolumeError(str(e)) from None
+        self._written[key] = payload
         return path
 
     def _env(self, pod: Obj, container: Obj) -> Mapping[str, str]:
