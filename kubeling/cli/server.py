@@ -79,15 +79,10 @@ def _start_components(registry: Registry, args: argparse.Namespace) -> Informers
 
 
 def _api_server(registry: Registry, auth: Authenticator, pki: Pki) -> ApiServer:
-    """The ASGI app; it calls kubelets with the kubelet client certificate when it can."""
-    import inspect
-
-    params = inspect.signature(ApiServer).parameters
-    if "kubelet_client_cert" in params:
-        return ApiServer(registry, auth, ca_pem=pki.ca_cert.read_bytes(),
-                         kubelet_client_cert=pki.kubelet_client_cert,
-                         kubelet_client_key=pki.kubelet_client_key)
-    return ApiServer(registry, auth, ca_pem=pki.ca_cert.read_bytes())
+    """The ASGI app; it calls kubelets (logs, exec) with the kubelet client certificate."""
+    return ApiServer(registry, auth, ca_pem=pki.ca_cert.read_bytes(),
+                     kubelet_client_cert=pki.kubelet_client_cert,
+                     kubelet_client_key=pki.kubelet_client_key)
 
 
 async def _start_agent(registry: Registry, args: argparse.Namespace, data_dir: Path,
