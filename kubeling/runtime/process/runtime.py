@@ -330,7 +330,9 @@ class ProcessRuntime:
             await session.start(argv, env=record.environ(), cwd=cwd)
         except OSError as err:
             raise RuntimeFailure("ExecError", f"cannot exec {command[0]!r}: {err}") from err
-        self._execs.setdefault(container_id, set()).add(session)
+        sessions = self._execs.setdefault(container_id, set())
+        sessions.difference_update([s for s in sessions if s.finished])
+        sessions.add(session)
         return session
 
     async def attach(self, container_id: str, *, tty: bool, stdin: bool) -> StreamSession:

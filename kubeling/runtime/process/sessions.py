@@ -161,8 +161,8 @@ class ExecSession:
             self._queue.put_nowait(_END)
 
     @property
-    def pid(self) -> int:
-        return self._proc.pid if self._proc is not None else 0
+    def finished(self) -> bool:
+        return self._proc is None or self._proc.returncode is not None
 
 
 async def _write_all(fd: int, data: bytes) -> None:
