@@ -12,11 +12,8 @@ container exits, ``termination_message`` reads what it left for its status.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
-import re
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import orjson
@@ -24,7 +21,8 @@ import orjson
 from kubeling.api.quantity import parse_quantity
 from kubeling.client.interface import Obj
 from kubeling.kubelet import context as k
-from kubeling.kubelet.context import KubeletOptions
+from kubeling.kubelet import envvars
+from kubeling.kubelet.context import KubeletOptions, ObjectSource
 from kubeling.runtime.protocol import (
     ContainerConfig,
     ContainerStatus,
@@ -43,52 +41,20 @@ class EnvConfigError(Exception):
     """A container's environment could not be built (CreateContainerConfigError)."""
 
 
-def _envvars() -> ModuleType | None:
-    try:
-        return importlib.import_module("kubeling.kubelet.envvars")
-    except ImportError:
-        return None
-
-
-_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
-
-
-def _expand(text: str, env: dict[str, str]) -> str:
-    def sub(m: re.Match[str]) -> str:
-        if m.group(0) == "$$":
-            return "$"
-        return env.get(m.group(1), m.group(0))
-    return _REF.sub(sub, text)
-
-
-def make_env(pod: Obj, container: Obj, *, objects: Any, node_name: str, host_ip: str,
-             pod_ip: str) -> list[tuple[str, str]]:
+def make_env(pod: Obj, container: Obj, *, objects: ObjectSource, node_name: str,
+             host_ip: str, pod_ip: str) -> list[tuple[str, str]]:
     """The container's environment; raises EnvConfigError with the kubelet's message."""
-    mod = _envvars()
-    if mod is not None:
-        try:
-            env: list[tuple[str, str]] = mod.make_env(
-                pod, container, objects=objects, node_name=node_name, host_ip=host_ip,
-                pod_ip=pod_ip, pod_ips=[pod_ip] if pod_ip else [])
-            return env
-        except Exception as exc:
-            if type(exc).__name__ == "EnvError":
-                raise EnvConfigError(str(exc)) from exc
-            raise
-    out: dict[str, str] = {}
-    for var in container.get("env") or ():
-        out[var["name"]] = _expand(str(var.get("value", "")), out)
-    return list(out.items())
+    try:
+        return envvars.make_env(pod, container, objects=objects, node_name=node_name,
+                                host_ip=host_ip, pod_ip=pod_ip,
+                                pod_ips=[pod_ip] if pod_ip else [],
+                                host_ips=[host_ip] if host_ip else [])
+    except envvars.EnvError as exc:
+        raise EnvConfigError(str(exc)) from exc
 
 
 def make_argv(container: Obj, env: list[tuple[str, str]]) -> tuple[str, ...]:
-    mod = _envvars()
-    if mod is not None:
-        argv: tuple[str, ...] = tuple(mod.argv(container, env))
-        return argv
-    values = dict(env)
-    return tuple(_expand(str(a), values) for a in
-                 [*(container.get("command") or ()), *(container.get("args") or ())])
+    return envvars.argv(container, dict(env))
 
 
 def container_hash(container: Obj) -> str:

@@ -12,15 +12,13 @@ time the container then has to exit after SIGTERM.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from kubeling.client.events import WARNING
 from kubeling.client.interface import Obj
 from kubeling.kubelet.context import KubeletContext
-from kubeling.runtime.protocol import RuntimeFailure
+from kubeling.kubelet.handlers import run_handler
 
 log = logging.getLogger("kubeling.kubelet.hooks")
 
@@ -37,61 +35,13 @@ def pod_ref(pod: Obj) -> str:
     return f"{meta['name']}_{meta.get('namespace', '')}({meta.get('uid', '')})"
 
 
-async def _fallback(handler: Obj, *, ctx: KubeletContext, pod: Obj, container: Obj,
-                    container_id: str, pod_ip: str, timeout: float) -> HookOutcome:
-    """A minimal handler runner, used until ``kubeling.kubelet.handlers`` is present."""
-    if "exec" in handler:
-        command = list((handler.get("exec") or {}).get("command") or ())
-        try:
-            result = await ctx.runtime.exec_sync(container_id, command, timeout=timeout)
-        except RuntimeFailure as exc:
-            return HookOutcome(False, exc.message)
-        output = (result.stdout + result.stderr).decode("utf-8", "replace")
-        if result.exit_code != 0 or result.timed_out:
-            return HookOutcome(False, _exec_message(command, container, pod,
-                                                    f"command '{' '.join(command)}' exited "
-                                                    f"with {result.exit_code}: ", output))
-        return HookOutcome(True, output)
-    if "sleep" in handler:
-        await ctx.clock.sleep(min(float((handler["sleep"] or {}).get("seconds", 0)), timeout))
-        return HookOutcome(True)
-    if "httpGet" in handler:
-        import httpx
-
-        spec = handler["httpGet"] or {}
-        host = spec.get("host") or pod_ip or "127.0.0.1"
-        scheme = str(spec.get("scheme") or "HTTP").lower()
-        url = f"{scheme}://{host}:{spec.get('port')}{spec.get('path') or '/'}"
-        try:
-            async with httpx.AsyncClient(verify=False, timeout=timeout) as client:
-                response = await client.get(url)
-        except httpx.HTTPError as exc:
-            return HookOutcome(False, f"HTTP lifecycle hook ({spec.get('path') or '/'}) for "
-                                      f"Container \"{container['name']}\" in Pod "
-                                      f"\"{pod_ref(pod)}\" failed - error: {exc}")
-        return HookOutcome(response.status_code < 400, response.text[:1024])
-    return HookOutcome(False, "a lifecycle handler must be exec, httpGet or sleep")
-
-
-def _exec_message(command: list[str], container: Obj, pod: Obj, error: str,
-                  output: str) -> str:
-    return (f"Exec lifecycle hook ({command}) for Container \"{container['name']}\" in Pod "
-            f"\"{pod_ref(pod)}\" failed - error: {error}, message: {output!r}")
-
-
 async def run(handler: Obj, *, ctx: KubeletContext, pod: Obj, container: Obj,
               container_id: str, pod_ip: str, timeout: float) -> HookOutcome:
     try:
-        mod: Any = importlib.import_module("kubeling.kubelet.handlers")
-    except ImportError:
-        mod = None
-    if mod is None:
-        return await _fallback(handler, ctx=ctx, pod=pod, container=container,
-                               container_id=container_id, pod_ip=pod_ip, timeout=timeout)
-    try:
-        result = await asyncio.wait_for(mod.run_handler(
+        result = await asyncio.wait_for(run_handler(
             handler, runtime=ctx.runtime, pod=pod, container=container,
-            container_id=container_id, pod_ip=pod_ip, timeout=timeout), timeout + 1)
+            container_id=container_id, pod_ip=pod_ip, timeout=timeout, lifecycle=True,
+            clock=ctx.clock), timeout + 1)
     except TimeoutError:
         return HookOutcome(False, f"lifecycle hook for Container \"{container['name']}\" in "
                                   f"Pod \"{pod_ref(pod)}\" timed out after {timeout:g}s")
