@@ -57,6 +57,13 @@ def test_two_containers_share_an_empty_dir(agent_cluster: Cluster, ns: str) -> N
     wait_for("the reader's log showing the writer's file",
              lambda: "hello-from-writer" in logs(agent_cluster, ns, "share", "reader"),
              timeout=60)
+    uid = agent_cluster.kubectl("get", "pod", "share", "-n", ns,
+                                "-o", "jsonpath={.metadata.uid}").stdout.strip()
+    volumes = agent_cluster.data_dir / "agent" / "pods" / uid / "volumes"
+    assert (volumes / "kubernetes.io~empty-dir" / "scratch" / "msg").read_text() == \
+        "hello-from-writer\n"
+    agent_cluster.kubectl("delete", "pod", "share", "-n", ns, "--wait=true", "--timeout=60s")
+    wait_for("the emptyDir removed with its pod", lambda: not volumes.exists(), timeout=30)
 
 
 def test_configmap_edit_reaches_the_mounted_file(agent_cluster: Cluster, ns: str) -> None:
