@@ -512,3 +512,32 @@ async def test_secret_volume_is_kept_in_memory(h: Harness) -> None:
     await h.manager.teardown(UID)
     assert where not in dict(disk.mount_points())
     assert not os.path.exists(where)
+
+
+async def test_memory_empty_dir_without_root_is_a_plain_directory(
+        h: Harness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(disk, "can_mount", lambda: False)
+    caplog.set_level("INFO", logger="kubeling.kubelet.volumes")
+    paths = await h.manager.setup(pod([{"name": "mem", "emptyDir": {"medium": "Memory"}}]))
+    assert Path(paths["mem"]).is_dir()
+    assert os.path.realpath(paths["mem"]) not in dict(disk.mount_points())
+    assert "medium Memory needs root" in caplog.text
+
+
+async def test_claim_whose_volume_is_bound_elsewhere(h: Harness, tmp_path: Path) -> None:
+    h.objects.pvcs[("ns", "data")] = claim()
+    h.objects.pvs["pv1"] = {"metadata": {"name": "pv1"}, "spec": {
+        "hostPath": {"path": str(tmp_path)},
+        "claimRef": {"name": "other", "namespace": "ns", "uid": "c2"}}}
+    with pytest.raises(VolumeError) as err:
+        await h.manager.setup(pod([{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]))
+    assert "bound to a different claim" in err.value.message
+
+
+@pytest.mark.parametrize(("value", "quoted"), [
+    ("plain", '"plain"'), ('q"b\\', '"q\\"b\\\\"'), ("tab\there", '"tab\\there"'),
+    ("\x01", '"\\x01"'), ("héllo ☃", '"héllo ☃"'), ("\u200b", '"\\u200b"')])
+def test_labels_are_quoted_as_go_quotes_them(value: str, quoted: str) -> None:
+    from kubeling.kubelet.volumes.downward import go_quote
+
+    assert go_quote(value) == quoted
