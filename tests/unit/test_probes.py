@@ -10,10 +10,10 @@ from typing import Any, cast
 import pytest
 
 from kubeling.client.interface import Obj
-from kubeling.kubelet.context import KubeletContext, KubeletOptions
+from kubeling.kubelet.context import CONTAINER_NAME, POD_UID, KubeletContext, KubeletOptions
 from kubeling.kubelet.interfaces import ProbeKind, ProbeResult
 from kubeling.kubelet.probes import PROBE_TOTAL, ProbeManager
-from kubeling.runtime.protocol import ExecResult
+from kubeling.runtime.protocol import ContainerState, ContainerStatus, ExecResult, NotFound
 from kubeling.utils.clock import FakeClock, rfc3339
 from kubeling.utils.metrics import REGISTRY
 from kubeling.utils.tasks import cancel_all
@@ -30,6 +30,15 @@ class FakeRuntime:
     def __init__(self) -> None:
         self.healthy: dict[str, bool] = {}
         self.calls: list[tuple[str, str]] = []
+        self.owners: dict[str, tuple[str, str]] = {}  # container id → (pod uid, name)
+
+    async def container_status(self, container_id: str) -> ContainerStatus:
+        if container_id not in self.owners:
+            raise NotFound(container_id)
+        uid, name = self.owners[container_id]
+        return ContainerStatus(id=container_id, sandbox_id="s", name=name, attempt=0,
+                               state=ContainerState.RUNNING, image="i", image_ref="i",
+                               created_at=0.0, labels={POD_UID: uid, CONTAINER_NAME: name})
 
     async def exec_sync(self, container_id: str, command: Sequence[str], *,
                         timeout: float) -> ExecResult:
@@ -274,14 +283,36 @@ async def test_errored_probe_keeps_its_result(rig: Rig) -> None:
         "Readiness probe errored and resulted in unknown state: port nope not found"
 
 
-async def test_unknown_id_answered_none_wakes_the_pod_once_known(rig: Rig) -> None:
+async def test_an_unseen_id_is_guessed_then_learned_from_the_runtime(rig: Rig) -> None:
+    rig.probes.add_pod(pod(readinessProbe=exec_probe("ready", initialDelaySeconds=60)))
+    rig.probes.add_pod(pod(uid="u2"))  # no probes at all
+    rig.probes.start()
+    rig.runtime.owners.update({"c1": ("u1", "main"), "x2": ("u2", "main")})
+    # The agent computes u1's first status with its new container before any worker saw it.
+    assert rig.probes.result(READY, "c1") is FAIL
+    await rig.advance(0.5)
+    assert rig.woken == []  # the guess was right
+    # u2's container has no readiness probe; the guess (a u1 worker still awaits) is wrong
+    # until the runtime says whose container it is, and u2 is woken to correct it.
+    rig.status.statuses["u1"] = {"phase": "Pending"}
+    assert rig.probes.result(READY, "x2") is FAIL
+    await rig.advance(0.5)
+    assert rig.woken == ["u2"]
+    assert rig.probes.result(READY, "x2") is None
+    assert rig.probes.result_for(READY, "u2", "main", "x2") is None
+
+
+async def test_an_unseen_id_answered_none_wakes_the_pod_once_known(rig: Rig) -> None:
     rig.probes.add_pod(pod(readinessProbe=exec_probe("ready", initialDelaySeconds=60)))
     rig.probes.start()
-    assert rig.probes.result(READY, "c9") is None  # not in any status yet
+    rig.run("c1")
+    await rig.advance(0.5)  # the worker is settled on a running c1
+    assert rig.probes.result(READY, "c9") is None  # no worker awaits: guessed "no probe"
+    rig.runtime.owners["c9"] = ("u1", "main")
     rig.run("c9")
     await rig.advance(0.5)
     assert rig.probes.result(READY, "c9") is FAIL
-    assert rig.woken == ["u1"]
+    assert "u1" in rig.woken
 
 
 async def test_probe_total_metric(rig: Rig) -> None:

@@ -4,7 +4,9 @@ The pod workers ask it for the latest liveness, readiness and startup results
 of a container by runtime id when they compute a pod's status, and it wakes a
 pod's worker whenever a result changes. ``result_for`` answers exactly, from
 the pod's spec, for a container the workers have not seen yet (a container
-started a moment ago); ``result`` does its best from the id alone.
+started a moment ago). ``result`` knows only the id: for an id no worker has
+seen it guesses, asks the runtime whose container it is, and wakes the pod if
+the guess was wrong.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from __future__ import annotations
 import asyncio
 
 from kubeling.client.interface import Obj
-from kubeling.kubelet.context import KubeletContext
+from kubeling.kubelet.context import CONTAINER_NAME, POD_UID, KubeletContext
 from kubeling.kubelet.interfaces import PodStatusSource, ProbeKind, ProbeResult, Wake
 from kubeling.kubelet.probes.results import INITIAL, Results, bare_id
 from kubeling.kubelet.probes.worker import ProbeWorker, container_status
+from kubeling.runtime.protocol import RuntimeFailure
 from kubeling.utils.clock import Clock
 from kubeling.utils.tasks import spawn
 
@@ -42,7 +45,9 @@ class ProbeManager:
         self.results = Results(wake)
         self._workers: dict[tuple[str, str, ProbeKind], ProbeWorker] = {}
         self._kinds: dict[str, dict[str, set[ProbeKind]]] = {}  # uid → container → kinds
-        self._asked: set[tuple[ProbeKind, str]] = set()
+        self._asked: dict[tuple[ProbeKind, str], ProbeResult | None] = {}  # guesses given
+        self._owners: dict[str, tuple[str, str]] = {}  # runtime id → (pod uid, container)
+        self._resolving: set[str] = set()
         self._started = False
 
     # ----- the Probes protocol --------------------------------------------------------
@@ -74,28 +79,76 @@ class ProbeManager:
                 worker.task.cancel()
         self._kinds.pop(pod_uid, None)
         self.results.remove_pod(pod_uid)
+        for cid in [c for c, (uid, _) in self._owners.items() if uid == pod_uid]:
+            del self._owners[cid]
 
     def result(self, kind: ProbeKind, container_id: str) -> ProbeResult | None:
         cid = bare_id(container_id)
         found = self.results.get(kind, cid)
         if found is not None:
             return found
+        owner = self._owners.get(cid)
+        if owner is not None:
+            return INITIAL[kind] if self.has_probe(owner[0], owner[1], kind) else None
         workers = [w for w in self._workers.values() if w.kind is kind]
         for worker in workers:
             if worker.cid == cid:
                 return INITIAL[kind]
         for worker in workers:
-            status = self.status.status_of(worker.uid)
-            cs = container_status(status, worker.name) if status is not None else None
+            cs = self._status_of(worker)
             if cs is not None and bare_id(cs.get("containerID") or "") == cid:
                 return INITIAL[kind]
-        if workers:
-            if len(self._asked) > _ASKED_LIMIT:
-                self._asked.clear()
-            self._asked.add((kind, cid))
-            for worker in workers:
-                worker.poke.set()
-        return None
+        if not workers:
+            return None
+        # An id no worker knows yet: most likely a container started a moment ago. Guess
+        # from whether some worker of this kind awaits a new container, then learn the
+        # id's pod and container from the runtime and wake the pod if the guess was wrong.
+        guess = INITIAL[kind] if any(self._awaiting(w) for w in workers) else None
+        if len(self._asked) > _ASKED_LIMIT:
+            self._asked.clear()
+        self._asked[(kind, cid)] = guess
+        if cid not in self._resolving:
+            self._resolving.add(cid)
+            spawn(self._resolve(cid), name=f"probe-resolve-{cid}")
+        return guess
+
+    def _status_of(self, worker: ProbeWorker) -> Obj | None:
+        status = self.status.status_of(worker.uid)
+        return container_status(status, worker.name) if status is not None else None
+
+    def _awaiting(self, worker: ProbeWorker) -> bool:
+        cs = self._status_of(worker)
+        if cs is None or worker.done:
+            return cs is None and not worker.done
+        running = "running" in (cs.get("state") or {})
+        return not running or bare_id(cs.get("containerID") or "") != worker.cid
+
+    async def _resolve(self, cid: str) -> None:
+        try:
+            found = await self.ctx.runtime.container_status(cid)
+        except RuntimeFailure:
+            return
+        finally:
+            self._resolving.discard(cid)
+        uid = found.labels.get(POD_UID, "")
+        name = found.labels.get(CONTAINER_NAME, "")
+        if not uid or uid not in self._kinds:
+            return
+        self._owners[cid] = (uid, name)
+        wrong = False
+        for kind in ProbeKind:
+            key = (kind, cid)
+            if key in self._asked:
+                guess = self._asked[key]
+                exact = INITIAL[kind] if self.has_probe(uid, name, kind) else None
+                if exact is not guess:
+                    wrong = True
+                if exact is not None:
+                    continue  # the worker announces its results once it adopts the id
+                del self._asked[key]
+        self.update(uid)
+        if wrong:
+            self.wake(uid)
 
     def start(self) -> None:
         self._started = True
@@ -135,13 +188,12 @@ class ProbeManager:
                 worker.poke.set()
 
     def was_asked(self, kind: ProbeKind, container_id: str) -> bool:
-        """Whether ``result`` answered None for this id before a worker knew it (then the
-        worker's first result must wake the pod, to correct that answer)."""
+        """Whether ``result`` gave a guess other than the initial result for this id before
+        a worker knew it (then the worker's adopting the id must wake the pod)."""
         key = (kind, bare_id(container_id))
-        if key in self._asked:
-            self._asked.discard(key)
-            return True
-        return False
+        if key not in self._asked:
+            return False
+        return self._asked.pop(key) is not INITIAL[kind]
 
     def _launch(self, worker: ProbeWorker) -> None:
         worker.task = spawn(worker.run(),
