@@ -117,9 +117,10 @@ async def kubelet(tmp_path: Path, **options: Any) -> AsyncIterator[Kubelet]:
         pods.add_handlers(add=workers.update, update=lambda _old, p: workers.update(p),
                           delete=lambda p: workers.remove(p["metadata"]["uid"]))
         try:
-            yield Kubelet(c, ctx, workers, status, pods)
+            kl = Kubelet(c, ctx, workers, status, pods)
+            yield kl
         finally:
-            await workers.stop()
+            await kl.workers.stop()
             await probes.stop()
             await volumes.stop()
             await status.stop()
@@ -176,3 +177,28 @@ async def test_a_pod_runs_reports_its_status_and_is_deleted_gracefully(tmp_path:
         await wait_for_async("the pod deleted for good", gone, timeout=10)
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
         assert ("Normal", "Killing", "Stopping container c") in await k.events("web")
+
+
+async def test_restarted_workers_adopt_the_running_container(tmp_path: Path) -> None:
+    async with kubelet(tmp_path) as k:
+        await k.create("keep", [container("c", "while true; do sleep 0.1; done")])
+
+        async def running() -> bool:
+            return await _phase(k, "keep") == "Running"
+
+        await wait_for_async("the pod Running", running, timeout=10)
+        before = (await k.pod("keep"))["status"]["containerStatuses"][0]["containerID"]
+        await k.workers.stop()
+        fresh = PodWorkers(k.ctx, volumes=k.workers.volumes, probes=k.workers.probes,
+                           status=k.status)
+        await fresh.adopt()
+        assert k.workers.known() <= set(fresh.adopted)
+        for p in k.pods.list():
+            fresh.update(p)
+        fresh.start()
+        k.workers = fresh
+        await wait_for_async("a sync by the new workers", lambda: fresh.syncs > 0, timeout=5)
+        pod = await k.pod("keep")
+        cs = pod["status"]["containerStatuses"][0]
+        assert cs["containerID"] == before and cs["restartCount"] == 0
+        assert len(await k.ctx.runtime.list_containers()) == 1
