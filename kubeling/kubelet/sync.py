@@ -130,8 +130,7 @@ class PodSyncer:
         if state.sandbox is not None:
             # The sandbox died: everything in it goes, and it is made again (unless the
             # pod must never restart and has already run).
-            await self.kill_containers(pod, state.running(), grace=0,
-                                       message_of=lambda n: f"Stopping container {n}")
+            await self.kill_containers(pod, state.running(), grace=0)
             if podstatus.restart_policy(pod) == "Never" and state.containers:
                 return None
         attempt = state.sandbox.attempt + 1 if state.sandbox is not None else 0
@@ -316,8 +315,8 @@ class PodSyncer:
         except NotFound:
             pass
 
-    async def kill_containers(self, pod: Obj, running: list[ContainerStatus], *, grace: float,
-                              message_of: object = None) -> None:
+    async def kill_containers(self, pod: Obj, running: list[ContainerStatus], *,
+                              grace: float) -> None:
         spec = pod.get("spec") or {}
         by_name = {c["name"]: c for c in [*(spec.get("initContainers") or ()),
                                           *(spec.get("containers") or ())]}
