@@ -180,10 +180,15 @@ class RunningAgent:
                  getattr(self.agent, "health_port", "?"))
         return True
 
-    async def stop(self) -> None:
+    async def stop(self, *, timeout: float = 15.0) -> None:
+        """Stop the agent (its containers keep running); give up after ``timeout`` seconds
+        rather than hang a shutdown."""
         if self.agent is not None:
             agent, self.agent = self.agent, None
-            await agent.stop()
+            try:
+                await asyncio.wait_for(agent.stop(), timeout)
+            except TimeoutError:
+                log.error("the node agent did not stop within %.0fs; leaving it", timeout)
 
 
 def _agent_dir(args: argparse.Namespace) -> Path:

@@ -149,14 +149,14 @@ async def _serve(args: argparse.Namespace) -> int:
         serve.result()
         return 1
     log.info("serving the Kubernetes API on %s://%s:%d", scheme, host, port)
-    agent: RunningAgent | None = None
-    if not args.disable_agent:
-        agent = await _start_agent(registry, args, data_dir, pki)
     token = join_token(pki)
     log.info("node join token (also in %s): %s", pki.node_token, token)
     print(f"kubeling is ready. To use it:\n  export KUBECONFIG={kubeconfig}\n  kubectl get ns\n"
           f"To add a node, run on it:\n  kubeling agent --server {scheme}://{advertise}:{port} "
           f"--token {token}", flush=True)
+    agent: RunningAgent | None = None
+    if not args.disable_agent:
+        agent = await _start_agent(registry, args, data_dir, pki)
     await serve
     log.info("shutting down")
     if agent is not None:
