@@ -259,6 +259,10 @@ class Heartbeat:
         if not due and not nodestatus.status_changed(seen, status):
             self.status_checks += 1
             return False
+        if log.isEnabledFor(logging.DEBUG) and seen is not None:
+            log.debug("node %s status differs in %s", self.name,
+                      [k for k in status if nodestatus.status_changed({k: seen.get(k)},
+                                                                      {k: status[k]})])
         try:
             node = await self.ctx.client.patch(NODES, None, self.name, {"status": status},
                                                subresource="status")

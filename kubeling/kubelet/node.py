@@ -258,14 +258,13 @@ def status_changed(old: Obj | None, new: Obj) -> bool:
         return True
 
     def strip(status: Obj) -> Obj:
-        out = dict(status)
-        out["conditions"] = [{k: v for k, v in c.items() if k != "lastHeartbeatTime"}
-                             for c in status.get("conditions") or ()]
-        out["conditions"].sort(key=lambda c: str(c.get("type")))
+        out = {k: v for k, v in status.items() if v not in (None, [], {}, "")}  # omitempty
+        out["conditions"] = sorted(
+            ({k: v for k, v in c.items() if k != "lastHeartbeatTime"}
+             for c in status.get("conditions") or ()), key=lambda c: str(c.get("type")))
         return out
 
-    keys = set(new)
-    return strip({k: old.get(k) for k in keys if k in old}) != strip(new)
+    return strip({k: old.get(k) for k in new}) != strip(new)
 
 
 def detect_node_ip() -> str:

@@ -175,6 +175,11 @@ def test_status_changed_ignores_heartbeat_times_only() -> None:
                          runtime_version="process://1", conds=later, image_list=[])
     assert node.status_changed(a, c)
     assert node.status_changed(None, a)
+    # The API leaves out empty lists: no images reads the same as an empty list of them.
+    assert a["images"] == []
+    assert not node.status_changed({k: v for k, v in a.items() if k != "images"}, a)
+    with_image = dict(a, images=[{"names": ["x"], "sizeBytes": 1}])
+    assert node.status_changed(a, with_image)
 
 
 def test_detect_node_ip_is_an_address() -> None:
