@@ -28,6 +28,7 @@ from kubeling.client.informer import Informers
 from kubeling.client.inprocess import InProcessClient
 from kubeling.controllers.base import ControllerContext
 from kubeling.controllers.manager import run_all
+from kubeling.kubelet.node import detect_node_ip
 from kubeling.registry import admission
 from kubeling.registry.registry import Registry
 from kubeling.storage import open_store
@@ -107,8 +108,10 @@ async def _serve(args: argparse.Namespace) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     log.info("data dir %s", data_dir)
     host, port = _split_listen(args.listen)
-    extra = tuple(n for n in (args.advertise_address, args.node_ip,
-                              host if host not in ("0.0.0.0", "::") else "") if n)
+    wildcard = host in ("0.0.0.0", "::")
+    # Where other machines reach this server: named in its certificate and the join line.
+    public = args.advertise_address or (args.node_ip or detect_node_ip() if wildcard else host)
+    extra = tuple(n for n in (public, args.node_ip) if n)
     pki = ensure_pki(data_dir, extra)
     log.info("certificates ready in %s", pki.dir)
     url = args.storage or f"sqlite://{data_dir / 'state.db'}"
@@ -152,7 +155,7 @@ async def _serve(args: argparse.Namespace) -> int:
     token = join_token(pki)
     log.info("node join token (also in %s): %s", pki.node_token, token)
     print(f"kubeling is ready. To use it:\n  export KUBECONFIG={kubeconfig}\n  kubectl get ns\n"
-          f"To add a node, run on it:\n  kubeling agent --server {scheme}://{advertise}:{port} "
+          f"To add a node, run on it:\n  kubeling agent --server {scheme}://{public}:{port} "
           f"--token {token}", flush=True)
     agent: RunningAgent | None = None
     if not args.disable_agent:
