@@ -30,12 +30,13 @@ spec:
 MIRROR = f"static-web-{AGENT_NODE}"
 
 
-def sleepers() -> list[int]:
-    found = []
+def sleepers() -> set[int]:
+    """Our static pod's processes (and those left by an earlier run of this test)."""
+    found = set()
     for proc in psutil.process_iter(["cmdline"]):
         cmd = proc.info["cmdline"] or []
         if len(cmd) == 2 and Path(cmd[0]).name == "sleep" and cmd[1] == MARK:
-            found.append(proc.pid)
+            found.add(proc.pid)
     return found
 
 
@@ -62,6 +63,7 @@ def test_static_pod_and_its_mirror(agent_cluster: Cluster) -> None:
     require("kubectl")
     cluster = agent_cluster
     manifests = cluster.data_dir / "manifests"
+    earlier = sleepers()
     staged = manifests / ".static-web.yaml"  # dot files are not read: write, then rename
     staged.write_text(MANIFEST)
     staged.rename(manifests / "static-web.yaml")
@@ -76,8 +78,8 @@ def test_static_pod_and_its_mirror(agent_cluster: Cluster) -> None:
         assert meta["ownerReferences"][0]["name"] == AGENT_NODE
         assert pod["spec"]["nodeName"] == AGENT_NODE
         container_id = pod["status"]["containerStatuses"][0]["containerID"]
-        assert wait_for("the static pod's process", sleepers, timeout=10)
-        pids = sleepers()
+        assert wait_for("the static pod's process", lambda: sleepers() - earlier, timeout=10)
+        pids = sleepers() - earlier
         assert len(pids) == 1
 
         listed = cluster.kubectl("get", "pods", "-n", "default").stdout
@@ -89,15 +91,18 @@ def test_static_pod_and_its_mirror(agent_cluster: Cluster) -> None:
 
         # Deleting the mirror (as a user would, gracefully) does not stop the static pod.
         cluster.kubectl("delete", "pod", MIRROR, "-n", "default", timeout=90)
-        back = wait_for("the mirror pod back",
-                        lambda: (p := running_mirror(cluster)) is not None
-                        and p["metadata"]["uid"] != meta["uid"] and p, timeout=30)
+        try:
+            back = wait_for("the mirror pod back and Running",
+                            lambda: (p := running_mirror(cluster)) is not None
+                            and p["metadata"]["uid"] != meta["uid"] and p, timeout=30)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the mirror: {get_mirror(cluster)}") from None
         assert isinstance(back, dict)
         assert back["status"]["containerStatuses"][0]["containerID"] == container_id
         assert back["status"]["containerStatuses"][0]["restartCount"] == 0
-        assert sleepers() == pids
+        assert sleepers() - earlier == pids
     finally:
         (manifests / "static-web.yaml").unlink(missing_ok=True)
 
     wait_for("the mirror pod gone", lambda: get_mirror(cluster) is None, timeout=30)
-    wait_for("the static pod's process gone", lambda: not sleepers(), timeout=30)
+    wait_for("the static pod's process gone", lambda: not sleepers() & pids, timeout=30)
