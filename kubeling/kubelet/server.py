@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, unquote
 
 import orjson
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from kubeling.client.interface import Obj
 from kubeling.kubelet import logs, streams
@@ -69,6 +70,7 @@ class KubeletServer:
         self.stats = stats
         self.port = 0
         self._server: _Server | None = None
+        self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> int:
         """Listen on ``options.address``:``options.port`` (0 = a free port); the bound port."""
@@ -85,13 +87,14 @@ class KubeletServer:
             kwargs.update(ssl_ca_certs=str(self.client_ca_file),
                           ssl_cert_reqs=ssl.CERT_REQUIRED)
         config = uvicorn.Config(
-            self, loop="none", http="httptools", ws=WebSocketProtocol, lifespan="off",
+            self, loop="none", http=_HttpProtocol, ws=WebSocketProtocol, lifespan="off",
             log_level="warning", access_log=False, server_header=False,
             ssl_certfile=str(self.cert_file), ssl_keyfile=str(self.key_file),
             timeout_graceful_shutdown=2, ws_ping_interval=None, **kwargs)
         server = _Server(config)
         self._server = server
         task = spawn(server.serve(sockets=[sock]), name="kubelet-server")
+        self._task = task
         while not server.started and not task.done():
             await _tick()
         if task.done():
@@ -104,8 +107,9 @@ class KubeletServer:
         if server is None:
             return
         server.should_exit = True
-        while server.started:
-            await _tick()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
 
     # ----- the ASGI application ---------------------------------------------------------
 
@@ -168,8 +172,8 @@ class KubeletServer:
         """The container's attempts in the pod's newest sandbox, newest first."""
         runtime = self.ctx.runtime
         sandboxes = [s for s in await runtime.list_pod_sandboxes()
-                     if s.labels.get(POD_NAMESPACE) == namespace
-                     and s.labels.get(POD_NAME) == pod]
+                     if s.labels.get(POD_NAMESPACE, s.namespace) == namespace
+                     and s.labels.get(POD_NAME, s.name) == pod]
         if not sandboxes:
             return []
         newest = max(sandboxes, key=lambda s: (s.created_at, s.attempt))
@@ -240,6 +244,16 @@ class KubeletServer:
         current = attempts[0] if attempts else None
         await streams.serve(self.ctx.runtime, request, current, protocol, send, receive,
                             container_name=container)
+
+
+class _HttpProtocol(HttpToolsProtocol):
+    def shutdown(self) -> None:
+        # An idle keep-alive connection (the API server pools them) is dropped at once: a
+        # TLS close would wait for a close_notify the idle client never sends.
+        if self.cycle is None or self.cycle.response_complete:
+            self.transport.abort()
+        else:
+            super().shutdown()
 
 
 class _Server(uvicorn.Server):
