@@ -173,9 +173,12 @@ async def serve(runtime: Runtime, request: StreamRequest, container: ContainerSt
                                          stdin=request.stdin)
         else:
             session = await runtime.attach(container.id, tty=request.tty, stdin=request.stdin)
-    except RuntimeFailure as exc:
+    except Exception as exc:  # the client is owed a Status whatever went wrong
         what = "executing command in" if request.verb == "exec" else "attaching to"
-        await _finish(send, protocol, error_status(f"error {what} container: {exc.message}"))
+        if not isinstance(exc, RuntimeFailure):
+            log.exception("%s in container %s failed", request.verb, container_name)
+        message = exc.message if isinstance(exc, RuntimeFailure) else repr(exc)
+        await _finish(send, protocol, error_status(f"error {what} container: {message}"))
         return
     try:
         status = await Bridge(session, request, protocol, send, receive).run()
