@@ -283,3 +283,22 @@ async def test_stream_requests_refused_with_kubernetes_errors(setup: Setup) -> N
         assert r.status_code == 404
         r = await http.get(f"{base}/web/log?container=app")
         assert r.status_code == 401
+
+
+async def test_exec_with_a_tty_and_resize(setup: Setup) -> None:
+    await setup.run("app", "sleep", "60")
+    url = (f"wss://127.0.0.1:{setup.api_port}/api/v1/namespaces/default/pods/web/exec"
+           "?container=app&command=sh&stdin=true&stdout=true&tty=true")
+    async with connect(url, ssl=setup.admin_ssl(),
+                       subprotocols=[Subprotocol("v5.channel.k8s.io")]) as ws:
+        await ws.send(b"\x04" + orjson.dumps({"Width": 101, "Height": 33}))
+        await ws.send(b"\x00stty size; exit 2\n")
+        out, status = b"", None
+        async for message in ws:
+            assert isinstance(message, bytes)
+            if message[0] == 1:
+                out += message[1:]
+            elif message[0] == 3:
+                status = orjson.loads(message[1:])
+    assert b"33 101" in out
+    assert status is not None and status["details"]["causes"][0]["message"] == "2"
