@@ -14,6 +14,7 @@ import termios
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -212,3 +213,13 @@ def test_exec_into_a_completed_pod(cluster: Cluster) -> None:
     assert res.returncode != 0
     assert "cannot exec into a container in a completed pod; current phase is Succeeded" in \
         res.stderr
+
+
+def test_an_spdy_client_is_told_why(cluster: Cluster, tmp_path: Path) -> None:
+    from tests.e2e.test_kubectl_120 import kubectl_120
+
+    res = cluster.kubectl("exec", "-n", NS, "web", "-c", "app", "--", "true", check=False,
+                          binary=kubectl_120(), env={"KUBECACHEDIR": str(tmp_path)},
+                          timeout=30)
+    assert res.returncode != 0
+    assert "SPDY upgrades are not supported" in res.stderr
