@@ -60,34 +60,51 @@ def _is_workload(proc: psutil.Process) -> bool:
     return bool(cmd) and os.path.basename(cmd[0]) == "sleep" and cmd[1:] == ["3600"]
 
 
+def _is_shim(cmd: list[str], marker: str) -> bool:
+    """A runtime shim of the server whose data dir is ``marker``."""
+    return (any(os.path.basename(part).startswith("shim") for part in cmd[:6])
+            and any(marker in part for part in cmd))
+
+
 @dataclass
 class Usage:
     """The server process and the runtime's helper processes (shims), workloads excluded."""
 
     rss_server: float = 0.0  # MiB
     rss_shims: float = 0.0
+    pss_total: float = 0.0  # proportional set size: shared pages counted once overall
     shims: int = 0
     workloads: int = 0
     cpu_seconds: float = 0.0
+    cpu_shims: float = 0.0
 
 
-def agent_usage(pid: int) -> Usage:
+def agent_usage(pid: int, data_dir: Path) -> Usage:
+    """The server and every shim of its runtime (a shim detaches from the server, so it is
+    found by the runtime directory on its command line), and the shims' children."""
     usage = Usage()
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return usage
+    marker = str(data_dir)
+    procs: list[psutil.Process] = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        if proc.pid == pid or _is_shim(cmd, marker):
+            procs.append(proc)
     for proc in procs:
         try:
-            if _is_workload(proc):
-                usage.workloads += 1
-                continue
+            if proc.pid != pid:
+                usage.workloads += sum(1 for c in proc.children(recursive=True)
+                                       if _is_workload(c))
             rss = proc.memory_info().rss / (1 << 20)
+            usage.pss_total += getattr(proc.memory_full_info(), "pss", 0) / (1 << 20)
             times = proc.cpu_times()
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-        usage.cpu_seconds += times.user + times.system
+        used = times.user + times.system
+        if proc.pid == pid:  # with its reaped children: the shims start there, then detach
+            used += times.children_user + times.children_system
+        usage.cpu_seconds += used
+        if proc.pid != pid:
+            usage.cpu_shims += used
         if proc.pid == pid:
             usage.rss_server = rss
         else:
@@ -137,6 +154,7 @@ class Round:
     latencies: list[float] = field(default_factory=list)
     floor: list[float] = field(default_factory=list)
     cpu_seconds: float = 0.0  # server + shims while the pods started
+    cpu_shims: float = 0.0  # of which the shims
     usage: Usage | None = None
     idle_cores: float = 0.0
 
@@ -149,12 +167,14 @@ class Round:
                f"(SLO p99 <= 5 s: {'met' if p99 <= 5 and self.started == self.count else 'MISSED'})"
                f"\n      floor (subprocess, {self.count} at once): p50 {f50 * 1000:6.2f} ms, "
                f"p99 {f99 * 1000:6.2f} ms; pods/floor p50 / p99: {ratio}"
-               f"\n      agent CPU while starting: {self.cpu_seconds:5.1f} s")
+               f"\n      agent CPU while starting: {self.cpu_seconds:5.1f} s (shims "
+               f"{self.cpu_shims:4.1f} s after they detached)")
         if self.usage is not None:
             u = self.usage
             out += (f"\n      at {u.workloads} running pods: server RSS {u.rss_server:6.1f} MiB, "
                     f"{u.shims} shims RSS {u.rss_shims:6.1f} MiB (total "
-                    f"{u.rss_server + u.rss_shims:6.1f} MiB); CPU at rest "
+                    f"{u.rss_server + u.rss_shims:6.1f} MiB, PSS {u.pss_total:6.1f} MiB); "
+                    f"CPU at rest "
                     f"{self.idle_cores * 1000:5.0f} millicores")
         return out
 
@@ -199,7 +219,7 @@ async def start_pods(server: Server, namespace: str, count: int, timeout: float,
             created[name] = time.perf_counter()
             await conn.call("POST", path, pod(name))
 
-    cpu0 = agent_usage(server.proc.pid).cpu_seconds
+    cpu0 = agent_usage(server.proc.pid, server.data_dir).cpu_seconds
     started = time.perf_counter()
     await asyncio.gather(*(creator(c) for c in conns))
     try:
@@ -209,7 +229,9 @@ async def start_pods(server: Server, namespace: str, count: int, timeout: float,
     last = max(watch.running.values(), default=started)
     result = Round(count, len(watch.running), last - started,
                    [t - created[n] for n, t in watch.running.items() if n in created])
-    result.cpu_seconds = agent_usage(server.proc.pid).cpu_seconds - cpu0
+    after = agent_usage(server.proc.pid, server.data_dir)
+    result.cpu_seconds = after.cpu_seconds - cpu0
+    result.cpu_shims = after.cpu_shims
     watcher.cancel()
     for c in (admin, wconn, *conns):
         c.close()
@@ -229,14 +251,30 @@ async def delete_pods(server: Server, namespace: str, timeout: float = 120.0) ->
             raise RuntimeError(f"delete: HTTP {status}")
     conn.close()
     deadline = time.monotonic() + timeout
-    while agent_usage(server.proc.pid).workloads and time.monotonic() < deadline:
+    while agent_usage(server.proc.pid, server.data_dir).workloads and time.monotonic() < deadline:
         await asyncio.sleep(0.5)
 
 
-async def idle_cores(pid: int, seconds: float) -> float:
-    before = agent_usage(pid).cpu_seconds
+async def idle_cores(server: Server, seconds: float) -> float:
+    assert server.proc is not None
+    before = agent_usage(server.proc.pid, server.data_dir).cpu_seconds
     await asyncio.sleep(seconds)
-    return (agent_usage(pid).cpu_seconds - before) / seconds
+    return (agent_usage(server.proc.pid, server.data_dir).cpu_seconds - before) / seconds
+
+
+def kill_leftovers(data_dir: Path) -> None:
+    """Stop what the agent left running after the server stopped (the shims and their pods
+    outlive the agent by design, for the next agent to adopt)."""
+    marker = str(data_dir)
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        if _is_shim(cmd, marker):
+            try:
+                for child in proc.children(recursive=True):
+                    child.kill()
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
 
 
 # ----- the floor ----------------------------------------------------------------------------
@@ -281,13 +319,14 @@ async def run(sizes: list[int], args: argparse.Namespace, workdir: Path) -> list
             result = await start_pods(server, namespace, count, args.timeout)
             result.floor = subprocess_floor(count)
             if count == max(sizes):
-                result.idle_cores = await idle_cores(server.proc.pid, args.idle)
-                result.usage = agent_usage(server.proc.pid)
+                result.idle_cores = await idle_cores(server, args.idle)
+                result.usage = agent_usage(server.proc.pid, server.data_dir)
             rounds.append(result)
             print(result.line(), flush=True)
             await delete_pods(server, namespace)
     finally:
         server.stop()
+        kill_leftovers(workdir)
     return rounds
 
 
