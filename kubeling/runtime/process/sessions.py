@@ -18,6 +18,7 @@ import os
 import signal
 import struct
 import termios
+from collections.abc import Callable
 from pathlib import Path
 
 from kubeling.runtime.protocol import STDERR, STDOUT, RuntimeFailure
@@ -34,9 +35,13 @@ def set_winsize(fd: int, width: int, height: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
 
 
-def _controlling_tty() -> None:
-    os.setsid()
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+def _controlling_tty(slave: int) -> Callable[[], None]:
+    """A new session whose controlling terminal is ``slave``. The ioctl names the terminal's
+    own descriptor: under uvloop the child's stdio is not yet in place when this runs."""
+    def setup() -> None:
+        os.setsid()
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    return setup
 
 
 class ExecSession:
@@ -55,11 +60,13 @@ class ExecSession:
     async def start(self, argv: list[str], *, env: dict[str, str], cwd: str) -> None:
         loop = asyncio.get_running_loop()
         child_fds: list[int] = []
+        preexec: Callable[[], None] | None = None
         if self.tty:
             master, slave = os.openpty()
             self._master = master
             stdin_child = stdout_child = stderr_child = slave
             child_fds.append(slave)
+            preexec = _controlling_tty(slave)
             self._watch(loop, master, STDOUT)
             if self._want_stdin:
                 self._stdin_fd = master
@@ -81,7 +88,7 @@ class ExecSession:
             self._proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=stdin_child, stdout=stdout_child, stderr=stderr_child, env=env,
                 cwd=cwd, start_new_session=not self.tty,
-                preexec_fn=_controlling_tty if self.tty else None)
+                preexec_fn=preexec)
         except OSError:
             await self.close()
             raise
