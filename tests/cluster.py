@@ -29,6 +29,31 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def kill_containers(root: Path) -> int:
+    """Kill the container shims under ``root`` and everything they run: containers outlive
+    their agent by design, so a test's teardown must end them. Returns how many it killed."""
+    import psutil
+
+    killed = 0
+    marker = str(root)
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info.get("cmdline") or []
+        if not any(marker in part for part in cmdline) or not any(
+                part.endswith("shim.py") for part in cmdline):
+            continue
+        try:
+            victims = [*proc.children(recursive=True), proc]
+        except psutil.NoSuchProcess:
+            continue
+        for victim in victims:
+            try:
+                victim.kill()
+                killed += 1
+            except psutil.NoSuchProcess:
+                pass
+    return killed
+
+
 def require(tool: str) -> str:
     """The path of a prerequisite; missing one is a failure under CI=true, a skip otherwise."""
     import pytest

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import Cluster, free_port, start_hollow_nodes
+from tests.cluster import Cluster, free_port, kill_containers, start_hollow_nodes
 
 HOLLOW_NODES = 3
 
@@ -54,6 +54,7 @@ def agent_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]
     c.start("--pod-manifest-path", str(c.data_dir / "manifests"))
     yield c
     c.stop()
+    kill_containers(c.data_dir)
 
 
 @pytest.fixture
@@ -64,6 +65,7 @@ def fresh_agent_cluster(tmp_path: Path) -> Iterator[Cluster]:
     c.start()
     yield c
     c.stop()
+    kill_containers(c.data_dir)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -164,6 +164,7 @@ async def _serve(args: argparse.Namespace) -> int:
     log.info("shutting down")
     if agent is not None:
         await agent.stop()
+    await app.nodes.close()
     await informers.stop()
     await registry.stop()
     await cancel_all()

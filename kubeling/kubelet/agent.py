@@ -22,11 +22,16 @@ from typing import Any
 from kubeling.client.events import EventRecorder
 from kubeling.client.informer import Informers
 from kubeling.client.interface import Client, Obj
-from kubeling.kubelet.context import (
-    CONFIG_MIRROR,
-    KubeletContext,
-    KubeletOptions,
-)
+from kubeling.kubelet import heartbeat, node, tls
+from kubeling.kubelet.context import CONFIG_MIRROR, KubeletContext, KubeletOptions
+from kubeling.kubelet.mirror import MirrorPods
+from kubeling.kubelet.podworkers import PodWorkers
+from kubeling.kubelet.probes import ProbeManager
+from kubeling.kubelet.server import KubeletServer
+from kubeling.kubelet.staticpods import StaticPodSource
+from kubeling.kubelet.stats import StatsProvider
+from kubeling.kubelet.status import StatusManager
+from kubeling.kubelet.volumes import VolumeManager
 from kubeling.runtime import RuntimeOptions, open_runtime
 from kubeling.runtime.protocol import Runtime
 from kubeling.utils.clock import REAL, Clock
@@ -93,8 +98,6 @@ class Agent:
     # ----- start-up ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        from kubeling.kubelet import heartbeat, node, tls
-
         opts = self.options
         for d in (opts.root_dir, opts.pods_dir, opts.logs_dir, opts.runtime_dir):
             d.mkdir(parents=True, exist_ok=True)
@@ -117,9 +120,9 @@ class Agent:
                              clock=self.clock, node_ip=node_ip)
         self.ctx = ctx
         informers.start()
-        await self._build_parts(ctx)
+        self._build_parts(ctx)
         cert, key = tls.ensure_serving_cert(opts.root_dir / "pki", opts.node_name, [node_ip])
-        server = self._load("server", "KubeletServer")(
+        server = KubeletServer(
             ctx, cert_file=cert, key_file=key, client_ca_file=opts.ca_file,
             stats=self._parts.get("stats"))
         self._parts["server"] = server
@@ -150,18 +153,12 @@ class Agent:
         self._ready = True
         log.info("node agent %s ready: %d pods bound here", opts.node_name, len(self.pods))
 
-    def _load(self, module: str, name: str) -> Any:
-        import importlib
-
-        return getattr(importlib.import_module(f"kubeling.kubelet.{module}"), name)
-
-    async def _build_parts(self, ctx: KubeletContext) -> None:
-        status = self._load("status", "StatusManager")(ctx)
-        volumes = self._load("volumes", "VolumeManager")(ctx, wake=self._wake)
-        probes = self._load("probes", "ProbeManager")(ctx, status=status, wake=self._wake)
-        workers = self._load("podworkers", "PodWorkers")(ctx, volumes=volumes, probes=probes,
-                                                         status=status)
-        stats = self._load("stats", "StatsProvider")(ctx)
+    def _build_parts(self, ctx: KubeletContext) -> None:
+        status = StatusManager(ctx)
+        volumes = VolumeManager(ctx, wake=self._wake)
+        probes = ProbeManager(ctx, status=status, wake=self._wake)
+        workers = PodWorkers(ctx, volumes=volumes, probes=probes, status=status)
+        stats = StatsProvider(ctx)
         self._parts.update(status=status, volumes=volumes, probes=probes, workers=workers,
                            stats=stats)
 
@@ -178,6 +175,10 @@ class Agent:
         self._parts["workers"].update(pod)
 
     def _pod_updated(self, old: Obj, pod: Obj) -> None:
+        if _is_mirror(pod):
+            if pod["metadata"].get("deletionTimestamp"):
+                self._mirror_dirty.set()  # deleted through the API: replace it at once
+            return
         self._pod_added(pod)
 
     def _pod_deleted(self, pod: Obj) -> None:
@@ -190,8 +191,8 @@ class Agent:
         path = self.options.pod_manifest_path
         assert path is not None
         path.mkdir(parents=True, exist_ok=True)
-        source = self._load("staticpods", "StaticPodSource")(path, self.options.node_name)
-        mirror = self._load("mirror", "MirrorPods")(ctx.client, self.options.node_name)
+        source = StaticPodSource(path, self.options.node_name, clock=self.clock)
+        mirror = MirrorPods(ctx.client, self.options.node_name, pods=self.pods.list)
         self._parts.update(static=source, mirror=mirror)
         log.info("static pods from %s", path)
         self._tasks.append(spawn(source.run(self._static_changed), name="static-pods"))

@@ -55,6 +55,17 @@ class StatusManager:
         self._task: asyncio.Task[None] | None = None
         self._lock: asyncio.Lock | None = None
         self.writes = 0
+        self.pods.add_handlers(add=self._pod_added)
+
+    def _pod_added(self, pod: Obj) -> None:
+        """A mirror pod (re)created: its static pod's status is written to it anew (the
+        static pod's uid is the hash the mirror names)."""
+        uid = (pod["metadata"].get("annotations") or {}).get(CONFIG_MIRROR)
+        if uid and uid in self._status:
+            self._written.pop(uid, None)
+            self._dirty[uid] = None
+            if self._wakeup is not None:
+                self._wakeup.set()
 
     # ----- reading --------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from kubeling.apiserver.certs import Pki, join_token
-from tests.cluster import AGENT_NODE, REPO, Cluster, wait_for
+from tests.cluster import AGENT_NODE, REPO, Cluster, kill_containers, wait_for
 
 SECOND = "kubeling-agent-2"
 
@@ -82,6 +82,7 @@ def second_agent(fresh_agent_cluster: Cluster, tmp_path: Path) -> Iterator[Agent
                          "--node-name", SECOND, "--node-labels", "example.com/second=yes")
     yield agent
     agent.stop()
+    kill_containers(agent.data_dir)
 
 
 def test_a_second_agent_joins_and_runs_its_pods(fresh_agent_cluster: Cluster,
