@@ -183,6 +183,9 @@ class FakeInformers:
     def get(self, namespace: str | None, name: str) -> Obj | None:
         return None
 
+    def add_handlers(self, **handlers: Any) -> None:
+        return None
+
 
 class NoObjects:
     def configmap(self, namespace: str, name: str) -> Obj | None:
