@@ -17,9 +17,12 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 
 def free_port() -> int:
@@ -210,3 +213,34 @@ class Conn:
 
     def close(self) -> None:
         self.writer.close()
+
+
+class FirstSeen:
+    """One watch on a namespace's pods, noting when each pod is first seen meeting ``test``
+    (bound to a node, Running...); ``done`` is set once ``expected`` pods have been."""
+
+    def __init__(self, test: Callable[[dict[str, Any]], bool], expected: int = 0) -> None:
+        self.test = test
+        self.seen: dict[str, float] = {}
+        self.expected = expected
+        self.done = asyncio.Event()
+
+    async def run(self, conn: Conn, namespace: str, rv: str) -> None:
+        status = await conn.stream(
+            f"/api/v1/namespaces/{namespace}/pods?watch=1&resourceVersion={rv}")
+        if status != 200:
+            raise RuntimeError(f"watch: HTTP {status}")
+        buf = b""
+        async for chunk in conn.chunks():
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            now = time.perf_counter()
+            for line in lines:
+                if not line:
+                    continue
+                obj = orjson.loads(line)["object"]
+                name = obj["metadata"]["name"]
+                if name not in self.seen and self.test(obj):
+                    self.seen[name] = now
+            if self.expected and len(self.seen) >= self.expected:
+                self.done.set()

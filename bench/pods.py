@@ -33,7 +33,7 @@ from pathlib import Path
 import orjson
 import psutil
 
-from bench.common import Conn, Server, insecure_context, quantile
+from bench.common import Conn, FirstSeen, Server, insecure_context, quantile
 
 NODE = "bench-node"
 SLEEP = shutil.which("sleep") or "/bin/sleep"
@@ -116,34 +116,9 @@ def agent_usage(pid: int, data_dir: Path) -> Usage:
 # ----- pods through the API -----------------------------------------------------------------
 
 
-class RunningWatch:
-    """One watch on a namespace's pods, noting when each is first seen Running."""
-
-    def __init__(self, expected: int) -> None:
-        self.running: dict[str, float] = {}
-        self.expected = expected
-        self.done = asyncio.Event()
-
-    async def run(self, conn: Conn, namespace: str, rv: str) -> None:
-        status = await conn.stream(
-            f"/api/v1/namespaces/{namespace}/pods?watch=1&resourceVersion={rv}")
-        if status != 200:
-            raise RuntimeError(f"watch: HTTP {status}")
-        buf = b""
-        async for chunk in conn.chunks():
-            buf += chunk
-            *lines, buf = buf.split(b"\n")
-            now = time.perf_counter()
-            for line in lines:
-                if not line:
-                    continue
-                obj = orjson.loads(line)["object"]
-                name = obj["metadata"]["name"]
-                if name not in self.running and (obj.get("status") or {}).get(
-                        "phase") == "Running":
-                    self.running[name] = now
-            if len(self.running) >= self.expected:
-                self.done.set()
+def running_watch(expected: int) -> FirstSeen:
+    """When each pod is first seen Running."""
+    return FirstSeen(lambda o: (o.get("status") or {}).get("phase") == "Running", expected)
 
 
 @dataclass
@@ -205,7 +180,7 @@ async def start_pods(server: Server, namespace: str, count: int, timeout: float,
     admin = await Conn.open(server.port, server.token, ctx)
     await ensure_namespace(admin, namespace)
     listed = orjson.loads(await admin.call("GET", f"/api/v1/namespaces/{namespace}/pods"))
-    watch = RunningWatch(count)
+    watch = running_watch(count)
     wconn = await Conn.open(server.port, server.token, ctx)
     watcher = asyncio.ensure_future(watch.run(wconn, namespace,
                                               listed["metadata"]["resourceVersion"]))
@@ -225,10 +200,10 @@ async def start_pods(server: Server, namespace: str, count: int, timeout: float,
     try:
         await asyncio.wait_for(watch.done.wait(), timeout)
     except TimeoutError:
-        print(f"  only {len(watch.running)}/{count} Running after {timeout:.0f} s", flush=True)
-    last = max(watch.running.values(), default=started)
-    result = Round(count, len(watch.running), last - started,
-                   [t - created[n] for n, t in watch.running.items() if n in created])
+        print(f"  only {len(watch.seen)}/{count} Running after {timeout:.0f} s", flush=True)
+    last = max(watch.seen.values(), default=started)
+    result = Round(count, len(watch.seen), last - started,
+                   [t - created[n] for n, t in watch.seen.items() if n in created])
     after = agent_usage(server.proc.pid, server.data_dir)
     result.cpu_seconds = after.cpu_seconds - cpu0
     result.cpu_shims = after.cpu_shims

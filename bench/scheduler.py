@@ -35,7 +35,7 @@ from typing import Any
 
 import orjson
 
-from bench.common import Conn, Server, insecure_context, quantile
+from bench.common import Conn, FirstSeen, Server, insecure_context, quantile
 
 NAMESPACE = "bench"
 
@@ -184,35 +184,6 @@ class Result:
                 f"(nodes registered in {self.register_seconds:.0f} s)")
 
 
-class BindWatch:
-    """One watch on the namespace's pods noting when each is first seen with a node."""
-
-    def __init__(self) -> None:
-        self.bound: dict[str, float] = {}
-        self.done = asyncio.Event()
-        self.expected = 0
-
-    async def run(self, conn: Conn, rv: str) -> None:
-        status = await conn.stream(
-            f"/api/v1/namespaces/{NAMESPACE}/pods?watch=1&resourceVersion={rv}")
-        if status != 200:
-            raise RuntimeError(f"watch: HTTP {status}")
-        buf = b""
-        async for chunk in conn.chunks():
-            buf += chunk
-            *lines, buf = buf.split(b"\n")
-            now = time.perf_counter()
-            for line in lines:
-                if not line:
-                    continue
-                obj = orjson.loads(line)["object"]
-                name = obj["metadata"]["name"]
-                if name not in self.bound and (obj.get("spec") or {}).get("nodeName"):
-                    self.bound[name] = now
-            if self.expected and len(self.bound) >= self.expected:
-                self.done.set()
-
-
 async def measure(server: Server, name: str, body: Callable[[int], bytes], *, count: int,
                   nodes: int, register_seconds: float, timeout: float,
                   concurrency: int = 16) -> Result:
@@ -220,10 +191,10 @@ async def measure(server: Server, name: str, body: Callable[[int], bytes], *, co
     admin = await Conn.open(server.port, server.token, ctx)
     await ensure_namespace(admin, NAMESPACE)
     listed = orjson.loads(await admin.call("GET", f"/api/v1/namespaces/{NAMESPACE}/pods"))
-    watch = BindWatch()
-    watch.expected = count
+    watch = FirstSeen(lambda o: bool((o.get("spec") or {}).get("nodeName")), count)
     wconn = await Conn.open(server.port, server.token, ctx)
-    watcher = asyncio.create_task(watch.run(wconn, listed["metadata"]["resourceVersion"]))
+    watcher = asyncio.create_task(watch.run(wconn, NAMESPACE,
+                                            listed["metadata"]["resourceVersion"]))
     conns = [await Conn.open(server.port, server.token, ctx) for _ in range(concurrency)]
     created: dict[str, float] = {}
     indices = iter(range(count))
@@ -244,11 +215,11 @@ async def measure(server: Server, name: str, body: Callable[[int], bytes], *, co
     try:
         await asyncio.wait_for(watch.done.wait(), timeout)
     except TimeoutError:
-        print(f"  {name}: only {len(watch.bound)}/{count} bound after {timeout:.0f} s",
+        print(f"  {name}: only {len(watch.seen)}/{count} bound after {timeout:.0f} s",
               flush=True)
-    last = max(watch.bound.values(), default=started)
-    result = Result(name, nodes, count, len(watch.bound), last - started,
-                    [t - created[n] for n, t in watch.bound.items() if n in created],
+    last = max(watch.seen.values(), default=started)
+    result = Result(name, nodes, count, len(watch.seen), last - started,
+                    [t - created[n] for n, t in watch.seen.items() if n in created],
                     register_seconds, server.cpu_seconds() - cpu0,
                     rss_mib(server.proc.pid) if server.proc else 0.0)
     watcher.cancel()

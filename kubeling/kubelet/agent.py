@@ -34,6 +34,7 @@ from kubeling.kubelet.status import StatusManager
 from kubeling.kubelet.volumes import VolumeManager
 from kubeling.runtime import RuntimeOptions, open_runtime
 from kubeling.runtime.protocol import Runtime
+from kubeling.utils import tasks
 from kubeling.utils.clock import REAL, Clock
 from kubeling.utils.health import HealthServer
 from kubeling.utils.tasks import spawn
@@ -238,13 +239,7 @@ class Agent:
     async def stop(self) -> None:
         """Stop every part; containers keep running, for the next start to adopt."""
         self._ready = False
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await tasks.stop(*self._tasks)
         self._tasks.clear()
         for name in ("static", "workers", "probes", "volumes", "stats", "status", "heartbeat",
                      "server", "health"):

@@ -13,6 +13,7 @@ import logging
 from kubeling.kubelet.context import POD_UID
 from kubeling.kubelet.interfaces import Wake
 from kubeling.runtime.protocol import Runtime
+from kubeling.utils import tasks
 from kubeling.utils.clock import Clock
 from kubeling.utils.tasks import spawn
 
@@ -59,10 +60,5 @@ class PLEG:
         self._task = spawn(self.run(), name="kubelet-pleg")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
-            self._task = None
+        task, self._task = self._task, None
+        await tasks.stop(task)

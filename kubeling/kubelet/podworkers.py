@@ -28,6 +28,7 @@ from kubeling.kubelet.podstatus import TERMINAL
 from kubeling.kubelet.status import StatusManager
 from kubeling.kubelet.sync import PodSyncer
 from kubeling.runtime.protocol import NotFound
+from kubeling.utils import tasks
 from kubeling.utils.tasks import spawn
 
 log = logging.getLogger("kubeling.kubelet.podworkers")
@@ -122,14 +123,7 @@ class PodWorkers:
         """Stop the workers; containers keep running (the agent may be restarting)."""
         self._started = False
         await self.pleg.stop()
-        tasks = [w.task for w in self._workers.values() if w.task is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await tasks.stop(*(w.task for w in self._workers.values()))
         for worker in self._workers.values():
             worker.task = None
 

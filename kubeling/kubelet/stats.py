@@ -31,6 +31,7 @@ from kubeling.kubelet.context import (
     KubeletContext,
 )
 from kubeling.runtime.protocol import ContainerState, ContainerStats, ContainerStatus
+from kubeling.utils import tasks
 from kubeling.utils.clock import rfc3339
 from kubeling.utils.tasks import spawn
 
@@ -127,12 +128,7 @@ class StatsProvider:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await tasks.stop(task)
 
     async def _loop(self) -> None:
         while True:

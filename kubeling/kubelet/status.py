@@ -21,6 +21,7 @@ from kubeling.api.jsoncopy import json_copy
 from kubeling.client.interface import Obj
 from kubeling.kubelet.context import CONFIG_HASH, CONFIG_MIRROR, CONFIG_SOURCE, KubeletContext
 from kubeling.kubelet.podstatus import KUBELET_CONDITIONS, TERMINAL
+from kubeling.utils import tasks
 from kubeling.utils.clock import rfc3339
 from kubeling.utils.tasks import spawn
 
@@ -119,13 +120,8 @@ class StatusManager:
             await asyncio.wait_for(self.flush(), 5.0)
         except (TimeoutError, Exception):
             log.warning("status flush at stop did not complete")
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
-            self._task = None
+        task, self._task = self._task, None
+        await tasks.stop(task)
 
     async def flush(self) -> None:
         for uid in list(self._dirty):

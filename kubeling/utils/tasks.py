@@ -43,3 +43,16 @@ async def cancel_all(timeout: float = 5.0) -> None:
         t.cancel()
     if tasks:
         await asyncio.wait(tasks, timeout=timeout)
+
+
+async def stop(*tasks: asyncio.Task[Any] | None) -> None:
+    """Cancel ``tasks`` (None is skipped) and wait until they have ended; what they raise
+    on the way out is theirs to log, not the caller's to handle."""
+    live = [t for t in tasks if t is not None]
+    for t in live:
+        t.cancel()
+    for t in live:
+        try:
+            await t
+        except (asyncio.CancelledError, Exception):
+            pass

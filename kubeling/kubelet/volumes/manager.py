@@ -37,6 +37,7 @@ from kubeling.kubelet.volumes.projection import (
 )
 from kubeling.kubelet.volumes.pvc import claim_path
 from kubeling.runtime.protocol import Mount
+from kubeling.utils import tasks
 from kubeling.utils.tasks import spawn
 
 log = logging.getLogger("kubeling.kubelet.volumes")
@@ -118,12 +119,7 @@ class VolumeManager:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await tasks.stop(task)
 
     # ----- background refresh -------------------------------------------------------------
 
