@@ -20,9 +20,9 @@ import binascii
 import re
 from collections.abc import Mapping
 
-from kubeling.api.quantity import Quantity, parse_quantity
 from kubeling.client.interface import Obj
 from kubeling.kubelet.context import ObjectSource
+from kubeling.kubelet.downward import format_map, resource_field
 
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 _SUBSCRIPT = re.compile(r"^metadata\.(labels|annotations)\['(.*)'\]$")
@@ -244,7 +244,7 @@ def field_value(path: str, pod: Obj, *, node_name: str, host_ip: str,
             return str(meta.get("uid", ""))
         case "metadata.labels" | "metadata.annotations":
             items = meta.get(path.split(".")[1]) or {}
-            return "\n".join(f"{k}={_go_quote(v)}" for k, v in sorted(items.items()))
+            return format_map(dict(items))
         case "spec.nodeName":
             return str(spec.get("nodeName") or node_name)
         case "spec.serviceAccountName":
@@ -261,26 +261,6 @@ def field_value(path: str, pod: Obj, *, node_name: str, host_ip: str,
     if sub:
         return str((meta.get(sub.group(1)) or {}).get(sub.group(2), ""))
     raise EnvError(f"unsupported fieldPath: {path}")
-
-
-def _go_quote(value: str) -> str:
-    """A string as Go's %q writes it (the downward API's label and annotation files)."""
-    out = ['"']
-    for ch in value:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
 
 
 def _allocatable(objects: ObjectSource) -> Mapping[str, str]:
@@ -303,26 +283,8 @@ def resource_value(ref: Obj, pod: Obj, container: Obj, *,
         if not found:
             raise EnvError(f"container {other} not found")
         target = found[0]
-    resource = ref.get("resource", "")
-    kind, _, name = resource.partition(".")
-    if kind not in ("limits", "requests") or not name:
-        raise EnvError(f"unsupported container resource : {resource}")
-    amounts = (target.get("resources") or {}).get(kind) or {}
-    raw = amounts.get(name)
-    if raw is None and kind == "limits" and name in allocatable:
-        raw = allocatable[name]
-    quantity = parse_quantity(raw if raw is not None else 0)
-    divisor = parse_quantity(ref.get("divisor") or "1")
-    if name == "cpu":
-        return str(_ceil_ratio(quantity.milli_value(), _nonzero(divisor).milli_value()))
-    if name in ("memory", "ephemeral-storage") or name.startswith("hugepages-"):
-        return str(_ceil_ratio(quantity.value(), _nonzero(divisor).value()))
-    raise EnvError(f"unsupported container resource : {resource}")
-
-
-def _nonzero(q: Quantity) -> Quantity:
-    return q if not q.is_zero() else Quantity.from_int(1)
-
-
-def _ceil_ratio(num: int, den: int) -> int:
-    return -(-num // den) if den else num
+    node = {"status": {"allocatable": dict(allocatable)}}
+    try:
+        return resource_field(pod, ref, node, container=target)
+    except ValueError as err:
+        raise EnvError(str(err)) from None

@@ -538,6 +538,6 @@ async def test_claim_whose_volume_is_bound_elsewhere(h: Harness, tmp_path: Path)
     ("plain", '"plain"'), ('q"b\\', '"q\\"b\\\\"'), ("tab\there", '"tab\\there"'),
     ("\x01", '"\\x01"'), ("héllo ☃", '"héllo ☃"'), ("\u200b", '"\\u200b"')])
 def test_labels_are_quoted_as_go_quotes_them(value: str, quoted: str) -> None:
-    from kubeling.kubelet.volumes.downward import go_quote
+    from kubeling.kubelet.downward import go_quote
 
     assert go_quote(value) == quoted

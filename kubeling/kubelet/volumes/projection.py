@@ -15,8 +15,8 @@ import binascii
 from kubeling.client.interface import Obj
 from kubeling.kubelet.atomicwriter import FileProjection
 from kubeling.kubelet.context import ObjectSource
+from kubeling.kubelet.downward import pod_field, resource_field
 from kubeling.kubelet.interfaces import VolumeError
-from kubeling.kubelet.volumes.downward import pod_field, resource_field
 
 DEFAULT_MODE = 0o644
 Payload = dict[str, FileProjection]

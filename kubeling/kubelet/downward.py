@@ -1,4 +1,5 @@
-"""Pod fields and container resources as the downward API renders them into files.
+"""Pod fields and container resources as the downward API renders them, for env vars
+(``valueFrom``) and downwardAPI volume files alike.
 
 A downwardAPI volume item is one pod field (``metadata.labels``...) or one
 container resource (``limits.memory`` with a divisor) written as text, exactly
