@@ -78,6 +78,7 @@ def container_statuses(pod: Obj, specs: Sequence[Obj], state: PodRuntime, *,
                        messages: Mapping[str, str], init: bool,
                        default_reason: str) -> list[Obj]:
     out = []
+    uid = pod["metadata"].get("uid", "")
     for spec in specs:
         name = spec["name"]
         found = state.of(name)
@@ -100,10 +101,10 @@ def container_statuses(pod: Obj, specs: Sequence[Obj], state: PodRuntime, *,
                     latest.exit_code == 0
                 status["started"] = running
             elif running:
-                started = _probe_ok(probes, ProbeKind.STARTUP, latest.id, default=True)
+                started = _probe_ok(probes, ProbeKind.STARTUP, uid, name, latest.id)
                 status["started"] = started
-                status["ready"] = started and _probe_ok(probes, ProbeKind.READINESS,
-                                                        latest.id, default=True)
+                status["ready"] = started and _probe_ok(probes, ProbeKind.READINESS, uid,
+                                                        name, latest.id)
         skip = init and not is_sidecar(spec) and latest is not None and \
             latest.state is ContainerState.EXITED and latest.exit_code == 0
         if not skip and should_restart(pod, spec, latest) and name in reasons:
@@ -118,9 +119,11 @@ def container_statuses(pod: Obj, specs: Sequence[Obj], state: PodRuntime, *,
     return out
 
 
-def _probe_ok(probes: Probes | None, kind: ProbeKind, cid: str, *, default: bool) -> bool:
-    result = probes.result(kind, cid) if probes is not None else None
-    return default if result is None else result is ProbeResult.SUCCESS
+def _probe_ok(probes: Probes | None, kind: ProbeKind, pod_uid: str, name: str,
+              cid: str) -> bool:
+    """A probe's verdict on a running container; no such probe counts as passing."""
+    result = probes.result_for(kind, pod_uid, name, cid) if probes is not None else None
+    return result is None or result is ProbeResult.SUCCESS
 
 
 def _by_name(statuses: Sequence[Obj]) -> dict[str, Obj]:

@@ -169,6 +169,10 @@ class FakeProbes:
     def result(self, kind: ProbeKind, container_id: str) -> ProbeResult | None:
         return self.results.get((kind, container_id))
 
+    def result_for(self, kind: ProbeKind, pod_uid: str, container_name: str,
+                   container_id: str) -> ProbeResult | None:
+        return self.results.get((kind, container_id))
+
     def start(self) -> None:
         return None
 
