@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from kubeling.client.interface import Obj
 from kubeling.kubelet.context import ObjectSource
@@ -198,35 +198,31 @@ def _value_from(source: Obj, pod: Obj, container: Obj, lookups: _Lookups, *,
     if source.get("resourceFieldRef") is not None:
         return resource_value(source["resourceFieldRef"], pod, container,
                               allocatable=_allocatable(objects))
-    if source.get("configMapKeyRef") is not None:
-        ref = source["configMapKeyRef"]
-        name, key = ref.get("name", ""), ref.get("key", "")
-        cm = lookups.configmap(name)
-        if cm is None:
-            if _optional(ref):
-                return None
-            raise EnvError(f'configmap "{name}" not found')
-        data = configmap_values(cm)
-        if key not in data:
-            if _optional(ref):
-                return None
-            raise EnvError(f"couldn't find key {key} in ConfigMap {namespace}/{name}")
-        return data[key]
-    if source.get("secretKeyRef") is not None:
-        ref = source["secretKeyRef"]
-        name, key = ref.get("name", ""), ref.get("key", "")
-        secret = lookups.secret(name)
-        if secret is None:
-            if _optional(ref):
-                return None
-            raise EnvError(f'secret "{name}" not found')
-        values = secret_values(secret)
-        if key not in values:
-            if _optional(ref):
-                return None
-            raise EnvError(f"couldn't find key {key} in Secret {namespace}/{name}")
-        return values[key]
+    for field, lookup, values, kind in (
+            ("configMapKeyRef", lookups.configmap, configmap_values, "ConfigMap"),
+            ("secretKeyRef", lookups.secret, secret_values, "Secret")):
+        ref = source.get(field)
+        if ref is not None:
+            return _key_value(ref, lookup, values, kind, namespace)
     return ""
+
+
+def _key_value(ref: Obj, lookup: Callable[[str], Obj | None],
+               values: Callable[[Obj], dict[str, str]], kind: str, namespace: str) -> str | None:
+    """One key of a ConfigMap or Secret (``configMapKeyRef``/``secretKeyRef``); None when an
+    optional reference finds nothing."""
+    name, key = ref.get("name", ""), ref.get("key", "")
+    obj = lookup(name)
+    if obj is None:
+        if _optional(ref):
+            return None
+        raise EnvError(f'{kind.lower()} "{name}" not found')
+    data = values(obj)
+    if key not in data:
+        if _optional(ref):
+            return None
+        raise EnvError(f"couldn't find key {key} in {kind} {namespace}/{name}")
+    return data[key]
 
 
 def field_value(path: str, pod: Obj, *, node_name: str, host_ip: str,
