@@ -15,7 +15,10 @@ from kubeling.runtime.protocol import Runtime
 
 RUNTIMES: dict[str, str] = {
     "process": "kubeling.runtime.process:ProcessRuntime",
+    "oci": "kubeling.runtime.oci:OciRuntime",
 }
+
+DEFAULT_CNI_BIN_DIRS = (Path("/usr/lib/cni"), Path("/opt/cni/bin"))
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,18 @@ class RuntimeOptions:
     node_ip: str = "127.0.0.1"  # a host-network pod's IP
     log_max_bytes: int = 10 * 1024 * 1024  # rotate a container's log file at this size
     log_max_files: int = 5  # rotated files kept per container, the live one included
+    # The image store (content-addressed; shared with `kubeling images`); root_dir/images if None.
+    images_dir: Path | None = None
+    # Registries spoken to over plain HTTP (host[:port]); localhost and 127.0.0.1 always are.
+    insecure_registries: tuple[str, ...] = ()
+    # OCI runtime: the runc or crun binary ("" = runc, else crun, from PATH).
+    oci_binary: str = ""
+    # The cgroup every pod and container of this runtime goes under (one per node on a host).
+    cgroup_parent: str = "kubeling"
+    # CNI: where network configurations are read (the first *.conflist/*.conf by name wins;
+    # the runtime writes its own there when the directory has none) and where plugins are.
+    cni_conf_dir: Path | None = None  # root_dir/cni/net.d if None
+    cni_bin_dirs: tuple[Path, ...] = DEFAULT_CNI_BIN_DIRS
 
 
 def open_runtime(name: str, options: RuntimeOptions) -> Runtime:

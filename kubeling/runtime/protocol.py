@@ -143,15 +143,16 @@ class Security:
 
 @dataclass(frozen=True)
 class ContainerConfig:
-    """One container to create in a sandbox. ``command`` is the full argv to run: the agent
-    has already merged the image's entrypoint/cmd with the pod's command/args and expanded
-    ``$(VAR)`` references (an empty argv is the runtime's to resolve from the image, or to
-    refuse with ``CreateContainerError``)."""
+    """One container to create in a sandbox. ``command`` and ``args`` are the pod's, with
+    ``$(VAR)`` references expanded; the runtime merges them with its image as Kubernetes
+    does (see ``merge_argv``). A runtime without image configs (the process runtime) runs
+    ``command + args`` and refuses an empty result with ``CreateContainerError``."""
 
     name: str
     attempt: int  # the restart count this container will have
     image: str  # the image reference as the pod spec names it
     command: tuple[str, ...]
+    args: tuple[str, ...] = ()
     working_dir: str = ""
     env: tuple[tuple[str, str], ...] = ()
     mounts: tuple[Mount, ...] = ()
@@ -163,6 +164,15 @@ class ContainerConfig:
     security: Security = field(default_factory=Security)
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+def merge_argv(command: Sequence[str], args: Sequence[str], entrypoint: Sequence[str],
+               cmd: Sequence[str]) -> list[str]:
+    """The argv a container runs: the pod's command replaces the image's entrypoint (and
+    drops its cmd); the pod's args replace the image's cmd."""
+    if command:
+        return [*command, *args]
+    return [*entrypoint, *(args if args else cmd)]
 
 
 @dataclass(frozen=True)
@@ -324,6 +334,11 @@ class Runtime(Protocol):
     async def list_images(self) -> list[ImageInfo]: ...
 
     async def remove_image(self, image: str) -> None: ...
+
+    async def update_runtime_config(self, pod_cidr: str) -> None:
+        """The node's pod CIDR is known (or changed): a runtime with a pod network configures
+        it (CRI UpdateRuntimeConfig). Until then it may refuse sandboxes that need one."""
+        ...
 
     async def close(self) -> None:
         """Release the runtime's own resources; containers keep running."""
