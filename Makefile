@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DATA_DIR ?= $(CURDIR)/data
 LISTEN ?= 0.0.0.0:6443
 # OS packages the real runtime and the tests need (installed when run as root).
-OS_PACKAGES := runc crun containernetworking-plugins iproute2 nftables etcd-server busybox-static docker-registry
+OS_PACKAGES := runc crun containernetworking-plugins iproute2 iptables nftables etcd-server busybox-static docker-registry
 # Debian's kubectl 1.20 (package kubernetes-client) would clash with the installed kubectl:
 # it is unpacked under .tools/ instead, for the tests of an older client.
 OLD_KUBECTL := .tools/kubectl-1.20/usr/bin/kubectl

@@ -282,7 +282,7 @@ async def run(sizes: list[int], args: argparse.Namespace, workdir: Path) -> list
     server = Server(workdir)
     server.start("--log-level", "warning", agent=True,
                  server_args=("--node-name", NODE, "--kubelet-port", "0",
-                              "--kubelet-health-port", "0"))
+                              "--kubelet-health-port", "0", "--runtime", "process"))
     rounds: list[Round] = []
     try:
         assert server.proc is not None

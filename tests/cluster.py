@@ -72,6 +72,7 @@ class Cluster:
     port: int
     proc: subprocess.Popen[bytes] | None = None
     agent: bool = False  # run the server's own node agent (off: pods only on hollow nodes)
+    runtime: str = "process"  # the agent's --runtime
     log_path: Path = field(init=False)
     cache_dir: Path = field(init=False)
 
@@ -97,7 +98,8 @@ class Cluster:
 
     def start(self, *extra: str, wait: bool = True) -> None:
         log = open(self.log_path, "ab")
-        agent = AGENT_FLAGS if self.agent else ("--disable-agent",)
+        agent = (*AGENT_FLAGS, "--runtime", self.runtime) if self.agent else \
+            ("--disable-agent",)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kubeling.cli.main", "server", "--data-dir",
              str(self.data_dir), "--listen", f"127.0.0.1:{self.port}", *agent, *extra],

@@ -22,7 +22,9 @@ from typing import Any
 from kubeling.api.quantity import parse_quantity
 from kubeling.cli.components import duration
 from kubeling.client.interface import Client, Obj
+from kubeling.kubelet import runtimechoice
 from kubeling.kubelet.context import KubeletOptions
+from kubeling.runtime import DEFAULT_CNI_BIN_DIRS
 
 log = logging.getLogger("kubeling.agent")
 
@@ -83,7 +85,21 @@ def add_agent_flags(p: argparse.ArgumentParser) -> None:
                    help="port of the agent's HTTPS API (logs, exec); 0 = a free port")
     g.add_argument("--kubelet-health-port", type=int, default=10248,
                    help="port of the agent's /healthz and /metrics; 0 = a free port")
-    g.add_argument("--runtime", default="process", help="container runtime (process)")
+    g.add_argument("--runtime", default="auto", choices=("auto", "oci", "process"),
+                   help="container runtime: oci (runc/crun containers; needs root), process "
+                        "(host processes, no isolation) or auto (oci where it can run)")
+    g.add_argument("--oci-runtime", default="",
+                   help="the OCI runtime binary (default: runc, else crun)")
+    g.add_argument("--cgroup-parent", default="kubeling",
+                   help="cgroup that pods and containers go under (default kubeling)")
+    g.add_argument("--cni-conf-dir", type=Path, default=None,
+                   help="CNI network configurations (default <data dir>/agent/runtime/cni/"
+                        "net.d; a configuration placed there is used instead of the bridge)")
+    g.add_argument("--cni-bin-dir", type=Path, action="append", default=None,
+                   help="where CNI plugins are (repeatable; default /usr/lib/cni, "
+                        "/opt/cni/bin)")
+    g.add_argument("--insecure-registry", action="append", default=[],
+                   help="a registry (host[:port]) pulled from over plain HTTP (repeatable)")
     g.add_argument("--pod-manifest-path", type=Path, default=None,
                    help="directory of static pod manifests run on this node")
     g.add_argument("--node-labels", type=labels, default={},
@@ -116,11 +132,21 @@ def agent_options(args: argparse.Namespace, root_dir: Path, *,
                          "--container-backoff-initial")
     if args.container_log_max_files < 1:
         raise SystemExit("--container-log-max-files must be at least 1")
+    try:
+        choice = runtimechoice.choose(args.runtime, oci_binary=args.oci_runtime)
+    except runtimechoice.RuntimeUnavailable as exc:
+        raise SystemExit(str(exc)) from exc
+    log.info("container runtime: %s (%s)", choice.runtime, choice.why)
     return KubeletOptions(
         node_name=(args.node_name or default_node_name()).lower(),
         root_dir=root_dir,
         pod_manifest_path=args.pod_manifest_path.resolve() if args.pod_manifest_path else None,
-        runtime=args.runtime,
+        runtime=choice.runtime,
+        oci_binary=args.oci_runtime,
+        cgroup_parent=args.cgroup_parent,
+        cni_conf_dir=args.cni_conf_dir,
+        cni_bin_dirs=tuple(args.cni_bin_dir) if args.cni_bin_dir else DEFAULT_CNI_BIN_DIRS,
+        insecure_registries=tuple(args.insecure_registry),
         node_ip=args.node_ip,
         port=args.kubelet_port,
         health_port=args.kubelet_health_port,

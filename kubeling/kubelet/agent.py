@@ -24,7 +24,9 @@ from kubeling.client.informer import Informers
 from kubeling.client.interface import Client, Obj
 from kubeling.kubelet import heartbeat, node, tls
 from kubeling.kubelet.context import CONFIG_MIRROR, KubeletContext, KubeletOptions
+from kubeling.kubelet.imagegc import ImageGC
 from kubeling.kubelet.mirror import MirrorPods
+from kubeling.kubelet.podcidr import PodCidr
 from kubeling.kubelet.podworkers import PodWorkers
 from kubeling.kubelet.probes import ProbeManager
 from kubeling.kubelet.server import KubeletServer
@@ -42,6 +44,17 @@ from kubeling.utils.tasks import spawn
 log = logging.getLogger("kubeling.agent")
 
 MIRROR_RESYNC = 10.0  # seconds between full mirror-pod checks (deletions are seen at once)
+POD_CIDR_WAIT = 10.0  # seconds new pods wait at start for the node's pod CIDR (OCI runtime)
+
+
+def airgap_import(opts: KubeletOptions) -> None:
+    """Import the image archives put in the agent's images-import directory (as k3s's
+    agent/images): nodes without a registry start with the images they need."""
+    from kubeling.runtime.images import ImageStore
+    from kubeling.runtime.images.archive import import_directory
+
+    opts.images_import_dir.mkdir(parents=True, exist_ok=True)
+    import_directory(ImageStore(opts.images_dir), opts.images_import_dir)
 
 
 class InformerObjects:
@@ -106,7 +119,12 @@ class Agent:
         runtime = self._runtime or open_runtime(opts.runtime, RuntimeOptions(
             root_dir=opts.runtime_dir, node_ip=node_ip,
             log_max_bytes=opts.container_log_max_bytes,
-            log_max_files=opts.container_log_max_files))
+            log_max_files=opts.container_log_max_files, images_dir=opts.images_dir,
+            insecure_registries=opts.insecure_registries, oci_binary=opts.oci_binary,
+            cgroup_parent=opts.cgroup_parent, cni_conf_dir=opts.cni_conf_dir,
+            cni_bin_dirs=opts.cni_bin_dirs))
+        if opts.runtime == "oci":
+            await asyncio.to_thread(airgap_import, opts)
         version = await runtime.version()
         log.info("runtime %s %s (%s)", version.runtime_name, version.runtime_version,
                  "host processes, no isolation" if version.runtime_name == "process"
@@ -134,15 +152,20 @@ class Agent:
         await beat.register()
         log.info("node %s registered (%s)", opts.node_name, node_ip)
         self._tasks.append(spawn(beat.run(), name="node-heartbeat"))
+        self._parts["podcidr"].start()
         health = HealthServer(host=opts.address, port=opts.health_port,
                               checks={"syncloop": lambda: self._ready})
         await health.start()
         self.health_port = health.port
         self._parts["health"] = health
         await informers.wait_synced()
+        if opts.runtime == "oci" and not await self._parts["podcidr"].wait(POD_CIDR_WAIT):
+            log.warning("node %s has no pod CIDR after %.0fs: pods get no network until it has "
+                        "one (or a CNI configuration is put in place)", opts.node_name,
+                        POD_CIDR_WAIT)
         workers = self._parts["workers"]
         await workers.adopt()
-        for name in ("status", "volumes", "probes", "stats", "workers"):
+        for name in ("status", "volumes", "probes", "stats", "workers", "imagegc"):
             part = self._parts.get(name)
             if part is not None:
                 part.start()
@@ -161,7 +184,7 @@ class Agent:
         workers = PodWorkers(ctx, volumes=volumes, probes=probes, status=status)
         stats = StatsProvider(ctx)
         self._parts.update(status=status, volumes=volumes, probes=probes, workers=workers,
-                           stats=stats)
+                           stats=stats, podcidr=PodCidr(ctx), imagegc=ImageGC(ctx))
 
     def _wake(self, uid: str) -> None:
         workers = self._parts.get("workers")
@@ -242,7 +265,7 @@ class Agent:
         await tasks.stop(*self._tasks)
         self._tasks.clear()
         for name in ("static", "workers", "probes", "volumes", "stats", "status", "heartbeat",
-                     "server", "health"):
+                     "podcidr", "imagegc", "server", "health"):
             part = self._parts.get(name)
             if part is None:
                 continue

@@ -53,7 +53,8 @@ def make_env(pod: Obj, container: Obj, *, objects: ObjectSource, node_name: str,
         raise EnvConfigError(str(exc)) from exc
 
 
-def make_argv(container: Obj, env: list[tuple[str, str]]) -> tuple[str, ...]:
+def make_argv(container: Obj, env: list[tuple[str, str]]) -> tuple[tuple[str, ...],
+                                                                    tuple[str, ...]]:
     return envvars.argv(container, dict(env))
 
 
@@ -183,7 +184,8 @@ def termination_message(options: KubeletOptions, uid: str, c: ContainerStatus) -
 
 
 def build_config(pod: Obj, container: Obj, *, options: KubeletOptions, attempt: int,
-                 env: list[tuple[str, str]], argv: tuple[str, ...], mounts: list[Mount],
+                 env: list[tuple[str, str]], argv: tuple[tuple[str, ...], tuple[str, ...]],
+                 mounts: list[Mount],
                  init: bool) -> ContainerConfig:
     """The runtime's ContainerConfig for this attempt of ``container``."""
     meta = pod["metadata"]
@@ -197,7 +199,8 @@ def build_config(pod: Obj, container: Obj, *, options: KubeletOptions, attempt: 
                                           attempt)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     return ContainerConfig(
-        name=name, attempt=attempt, image=container.get("image", ""), command=argv,
+        name=name, attempt=attempt, image=container.get("image", ""), command=argv[0],
+        args=argv[1],
         working_dir=container.get("workingDir", ""), env=tuple(env),
         mounts=tuple(all_mounts), log_path=str(log_path), stdin=bool(container.get("stdin")),
         stdin_once=bool(container.get("stdinOnce")), tty=bool(container.get("tty")),

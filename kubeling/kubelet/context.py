@@ -19,6 +19,7 @@ from typing import Protocol
 from kubeling.client.events import EventRecorder
 from kubeling.client.informer import Informers
 from kubeling.client.interface import Client, Obj
+from kubeling.runtime import DEFAULT_CNI_BIN_DIRS
 from kubeling.runtime.protocol import Runtime
 from kubeling.utils.clock import REAL, Clock
 
@@ -77,6 +78,17 @@ class KubeletOptions:
     container_log_max_files: int = 5
     # The server's CA and the client certificates it may call the kubelet API with.
     ca_file: Path | None = None
+    # The OCI runtime's host integration (see kubeling.runtime.RuntimeOptions).
+    oci_binary: str = ""
+    cgroup_parent: str = "kubeling"
+    cni_conf_dir: Path | None = None
+    cni_bin_dirs: tuple[Path, ...] = DEFAULT_CNI_BIN_DIRS
+    insecure_registries: tuple[str, ...] = ()
+    # Image garbage collection: above high % of the image filesystem's disk used, unused
+    # images are removed, least recently used first, until usage is below low %.
+    image_gc_high_percent: int = 85
+    image_gc_low_percent: int = 80
+    image_gc_interval: float = 300.0
 
     @property
     def pods_dir(self) -> Path:
@@ -89,6 +101,16 @@ class KubeletOptions:
     @property
     def runtime_dir(self) -> Path:
         return self.root_dir / "runtime"
+
+    @property
+    def images_dir(self) -> Path:
+        """The image store (``kubeling images --data-dir`` finds it here too)."""
+        return self.root_dir / "images"
+
+    @property
+    def images_import_dir(self) -> Path:
+        """Image archives dropped here are imported when the agent starts (airgap)."""
+        return self.root_dir / "images-import"
 
     def pod_dir(self, uid: str) -> Path:
         return self.pods_dir / uid

@@ -69,12 +69,12 @@ def expand(text: str, env: Mapping[str, str]) -> str:
     return "".join(out)
 
 
-def argv(container: Obj, env: Mapping[str, str]) -> tuple[str, ...]:
-    """The container's command and args, expanded. Without a command, the args alone (the
-    process runtime has no image entrypoint to put in front of them)."""
-    command = [expand(c, env) for c in container.get("command") or ()]
-    args = [expand(a, env) for a in container.get("args") or ()]
-    return tuple(command + args)
+def argv(container: Obj, env: Mapping[str, str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The container's command and args, ``$(VAR)``-expanded, kept apart: the runtime merges
+    them with its image's entrypoint and cmd."""
+    command = tuple(expand(c, env) for c in container.get("command") or ())
+    args = tuple(expand(a, env) for a in container.get("args") or ())
+    return command, args
 
 
 def is_env_var_name(name: str) -> bool:

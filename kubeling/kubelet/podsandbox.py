@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from kubeling.api.defaults.core import qos_class
 from kubeling.client.interface import Obj
 from kubeling.kubelet.context import POD_NAME, POD_NAMESPACE, POD_UID, KubeletOptions
 from kubeling.runtime.protocol import PodSandboxConfig, PortMapping
+
+
+def cgroup_parent(pod: Obj) -> str:
+    """The pod's cgroup under the runtime's root, laid out as the kubelet's cgroupfs driver
+    does: Guaranteed pods directly under ``kubepods``, the others under their QoS class."""
+    qos, uid = qos_class(pod.get("spec") or {}), pod["metadata"]["uid"]
+    if qos == "Guaranteed":
+        return f"kubepods/pod{uid}"
+    return f"kubepods/{qos.lower()}/pod{uid}"
 
 
 def sandbox_config(pod: Obj, options: KubeletOptions, *, attempt: int) -> PodSandboxConfig:
@@ -28,4 +38,4 @@ def sandbox_config(pod: Obj, options: KubeletOptions, *, attempt: int) -> PodSan
         dns_options=tuple(o.get("name", "") for o in dns.get("options") or ()),
         sysctls={s["name"]: str(s.get("value", "")) for s in security.get("sysctls") or ()},
         labels={POD_NAME: name, POD_NAMESPACE: namespace, POD_UID: uid},
-        annotations=dict(meta.get("annotations") or {}))
+        annotations=dict(meta.get("annotations") or {}), cgroup_parent=cgroup_parent(pod))

@@ -30,7 +30,8 @@ class AgentProcess:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "kubeling.cli.main", "agent", "--data-dir",
-                 str(data_dir), "--kubelet-port", "0", "--kubelet-health-port", "0", *args],
+                 str(data_dir), "--kubelet-port", "0", "--kubelet-health-port", "0",
+                 "--runtime", "process", *args],
                 stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
 

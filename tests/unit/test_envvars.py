@@ -55,12 +55,12 @@ def test_expand(text: str, want: str) -> None:
     assert expand(text, VARS) == want
 
 
-def test_argv_expands_command_and_args_and_uses_args_alone_without_command() -> None:
+def test_argv_expands_command_and_args_and_keeps_them_apart() -> None:
     env = {"GREETING": "hi", "WHO": "you"}
     c = {"command": ["echo", "$(GREETING)"], "args": ["$(WHO)", "$$(WHO)", "$(NOPE)"]}
-    assert argv(c, env) == ("echo", "hi", "you", "$(WHO)", "$(NOPE)")
-    assert argv({"args": ["sleep", "$(WHO)"]}, env) == ("sleep", "you")
-    assert argv({}, env) == ()
+    assert argv(c, env) == (("echo", "hi"), ("you", "$(WHO)", "$(NOPE)"))
+    assert argv({"args": ["sleep", "$(WHO)"]}, env) == ((), ("sleep", "you"))
+    assert argv({}, env) == ((), ())
 
 
 class FakeObjects:

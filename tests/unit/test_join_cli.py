@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from kubeling.cli.agent import add_agent_flags, add_join_flags, agent_options, default_node_name
+from kubeling.kubelet import runtimechoice
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -25,7 +26,8 @@ def test_defaults_are_the_kubelets(tmp_path: Path) -> None:
     assert (opts.container_log_max_bytes, opts.container_log_max_files) == (10 * 2**20, 5)
     assert (opts.lease_interval, opts.lease_duration) == (10.0, 40)
     assert (opts.status_update_interval, opts.status_report_interval) == (10.0, 60.0)
-    assert opts.runtime == "process" and opts.pod_manifest_path is None
+    expected = "process" if runtimechoice.oci_missing() else "oci"
+    assert opts.runtime == expected and opts.pod_manifest_path is None
     assert opts.root_dir == tmp_path and not opts.control_plane
 
 
@@ -64,3 +66,15 @@ def test_every_flag_reaches_the_options(tmp_path: Path) -> None:
 def test_bad_values_are_refused(argv: tuple[str, ...]) -> None:
     with pytest.raises(SystemExit):
         parse(*argv)
+
+
+def test_runtime_choice_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runtimechoice.os, "geteuid", lambda: 1000)
+    choice = runtimechoice.choose("auto")
+    assert choice.runtime == "process" and "not running as root" in choice.why
+    with pytest.raises(runtimechoice.RuntimeUnavailable, match="not running as root"):
+        runtimechoice.choose("oci")
+    assert runtimechoice.choose("process").runtime == "process"
+    monkeypatch.setattr(runtimechoice.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(runtimechoice.shutil, "which", lambda name: None)
+    assert "neither runc nor crun" in runtimechoice.choose("auto").why

@@ -156,7 +156,8 @@ class ProcessRuntime:
         if box.state != SandboxState.READY.value:
             raise RuntimeFailure("CreateContainerError",
                                  f"pod sandbox {sandbox_id} is not ready")
-        if not config.command:
+        argv = [*config.command, *config.args]
+        if not argv:
             raise RuntimeFailure(
                 "CreateContainerError",
                 f"container {config.name!r} has no command: the process runtime runs host "
@@ -172,7 +173,7 @@ class ProcessRuntime:
         record = ContainerRecord(
             id=cid, sandbox_id=sandbox_id, dir=directory, name=config.name,
             attempt=config.attempt, image=config.image, image_ref=image_id(config.image),
-            argv=list(config.command), env=[[k, v] for k, v in config.env], cwd="",
+            argv=argv, env=[[k, v] for k, v in config.env], cwd="",
             mounts=[[m.host_path, m.container_path, m.read_only] for m in mounts],
             private_mounts=self.privileged and bool(mounts), log_path=config.log_path,
             stdin=config.stdin, stdin_once=config.stdin_once, tty=config.tty,
@@ -386,6 +387,9 @@ class ProcessRuntime:
 
     async def remove_image(self, image: str) -> None:
         self.images.remove(image)
+
+    async def update_runtime_config(self, pod_cidr: str) -> None:
+        """Pods share the host's network here: a pod CIDR changes nothing."""
 
     async def close(self) -> None:
         for sessions in self._execs.values():
