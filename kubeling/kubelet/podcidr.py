@@ -48,6 +48,8 @@ class PodCidr:
 
     async def wait(self, timeout: float) -> bool:
         """True once a pod CIDR was applied; False when none came within ``timeout``."""
+        if self._applied.is_set():
+            return True
         try:
             await asyncio.wait_for(self._applied.wait(), timeout)
         except TimeoutError:

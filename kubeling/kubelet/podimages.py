@@ -8,6 +8,8 @@ from kubeling.kubelet.backoff import Backoff
 from kubeling.kubelet.context import KubeletContext
 from kubeling.runtime.protocol import RuntimeFailure
 
+REGISTRY_UNAVAILABLE = "RegistryUnavailable"  # a runtime's reason: the registry was unreachable
+
 
 class StartError(Exception):
     """A container could not be started this sync: ``reason`` becomes its waiting reason."""
@@ -70,6 +72,13 @@ class ImagePuller:
         try:
             ref = await ctx.runtime.pull_image(image)
         except RuntimeFailure as exc:
+            if exc.reason == REGISTRY_UNAVAILABLE and info is not None:
+                # Always, but the registry cannot be reached: the copy on the machine
+                # (imported, or pulled before) runs rather than nothing.
+                ctx.recorder.event(pod, WARNING, "Failed",
+                                   f"Failed to pull image \"{image}\": {exc.message}; using "
+                                   f"the image present on the machine")
+                return info.id
             now = ctx.clock.now()
             self._failed_at[key] = now
             delay = self.backoff.next(key, now)
