@@ -401,6 +401,7 @@ class ImageStore:
             for image in images:
                 keep_blobs.update(d.removeprefix("sha256:")
                                   for d in (image.id, image.manifest_digest, *image.layers))
+                keep_blobs.update(d.rpartition("@sha256:")[2] for d in image.digests)
                 keep_layers.update(self.layer_dir(c).name for c in chain_ids(image.diff_ids))
             keep_layers |= _mounted_lower_dirs(self.layers_dir)
             for blob in self.blobs_dir.iterdir():
