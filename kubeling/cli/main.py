@@ -10,6 +10,7 @@ from pathlib import Path
 
 from kubeling.cli import agent as agent_flags
 from kubeling.cli import components
+from kubeling.cli import images as images_cli
 
 
 def default_data_dir() -> Path:
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     hollow = sub.add_parser("hollow-nodes",
                             help="register fake nodes that run the pods bound to them")
     components.add_hollow_flags(hollow)
+    images_cli.add_parser(sub)
 
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
@@ -80,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         return components.run_controller_manager(args)
     if args.command == "hollow-nodes":
         return components.run_hollow_nodes(args)
+    if args.command == "images":
+        return images_cli.run(args)
     return 2
 
 
