@@ -21,6 +21,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -94,8 +95,8 @@ def _mount_fstype(root: Path) -> str | None:
 
 
 def _unescape(field: str) -> str:
-    return (field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n")
-            .replace("\\134", "\\"))
+    """A mountinfo field: spaces, tabs, newlines and backslashes are octal escapes."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
 class Cgroups:
@@ -257,9 +258,7 @@ class Cgroups:
             working = max(0, usage - mstat.get("inactive_file", 0))
             rss = mstat.get("anon", 0)
             pids = _int(d / "pids.current")
-            if pids is None:
-                pids = len(self.procs(path))
-            return None if not d.is_dir() else CgroupStats(cpu, working, rss, pids)
+            return CgroupStats(cpu, working, rss, len(self.procs(path)) if pids is None else pids)
         cpu_dir = self._dir("cpuacct", path)
         mem_dir = self._dir("memory", path)
         present = [d for d in (cpu_dir, mem_dir) if d is not None and d.is_dir()]
@@ -274,11 +273,7 @@ class Cgroups:
         rss = mstat.get("total_rss", 0)
         pids_dir = self._dir("pids", path)
         pids = _int(pids_dir / "pids.current") if pids_dir else None
-        if pids is None:
-            pids = len(self.procs(path))
-        if not any(d.is_dir() for d in present):
-            return None  # removed while we read
-        return CgroupStats(cpu, working, rss, pids)
+        return CgroupStats(cpu, working, rss, len(self.procs(path)) if pids is None else pids)
 
     def oom_killed(self, path: str) -> bool:
         """Whether the kernel's OOM killer killed a process of the cgroup (its ``oom_kill``
