@@ -13,7 +13,12 @@ The floor, in the same run: the same ``sleep 3600`` started N at once straight t
 ``subprocess``, latency from the start of the batch to each process running; the pod
 figures are printed as ratios of it.
 
-    python -m bench.pods [--quick] [--sizes 30,100] [--idle 10]
+With ``--runtime oci`` the pods are OCI containers of the busybox test image (imported
+through the agent's airgap directory) and the floor is bare ``runc run -d`` of an
+equivalent bundle, N at once (bench/runcfloor.py), with ``ctr run -d`` through a private
+containerd beside it where Debian's containerd is installed.
+
+    python -m bench.pods [--quick] [--sizes 30,100] [--idle 10] [--runtime process|oci]
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from bench.common import Conn, FirstSeen, Server, insecure_context, quantile
 
 NODE = "bench-node"
 SLEEP = shutil.which("sleep") or "/bin/sleep"
+CGROUP_PARENT = "kubeling-bench"
 
 
 def pod(name: str) -> bytes:
@@ -128,6 +134,8 @@ class Round:
     seconds: float  # first create to last Running
     latencies: list[float] = field(default_factory=list)
     floor: list[float] = field(default_factory=list)
+    floor_name: str = "subprocess"
+    peers: dict[str, list[float]] = field(default_factory=dict)  # e.g. ctr run
     cpu_seconds: float = 0.0  # server + shims while the pods started
     cpu_shims: float = 0.0  # of which the shims
     usage: Usage | None = None
@@ -140,10 +148,15 @@ class Round:
         out = (f"{self.count:>4} pods: {self.started}/{self.count} Running in "
                f"{self.seconds:5.2f} s; creation-to-Running p50 {p50:5.2f} s, p99 {p99:5.2f} s "
                f"(SLO p99 <= 5 s: {'met' if p99 <= 5 and self.started == self.count else 'MISSED'})"
-               f"\n      floor (subprocess, {self.count} at once): p50 {f50 * 1000:6.2f} ms, "
-               f"p99 {f99 * 1000:6.2f} ms; pods/floor p50 / p99: {ratio}"
-               f"\n      agent CPU while starting: {self.cpu_seconds:5.1f} s (shims "
-               f"{self.cpu_shims:4.1f} s after they detached)")
+               f"\n      floor ({self.floor_name}, {self.count} at once): p50 {f50 * 1000:6.2f} "
+               f"ms, p99 {f99 * 1000:6.2f} ms; pods/floor p50 / p99: {ratio}; overhead over "
+               f"the floor at p50 {(p50 - f50) * 1000:6.0f} ms")
+        for name, peer in self.peers.items():
+            q50, q99 = quantile(peer, 0.5) / 1000, quantile(peer, 0.99) / 1000
+            out += (f"\n      peer ({name}, {self.count} at once): p50 {q50 * 1000:6.2f} ms, p99 "
+                    f"{q99 * 1000:6.2f} ms; pods/peer p50 {p50 / q50 if q50 else 0:5.1f}x")
+        out += (f"\n      agent CPU while starting: {self.cpu_seconds:5.1f} s (shims "
+                f"{self.cpu_shims:4.1f} s after they detached)")
         if self.usage is not None:
             u = self.usage
             out += (f"\n      at {u.workloads} running pods: server RSS {u.rss_server:6.1f} MiB, "
@@ -278,11 +291,34 @@ def subprocess_floor(count: int) -> list[float]:
 # ----- the run ------------------------------------------------------------------------------
 
 
+async def floors(result: Round, count: int, args: argparse.Namespace, workdir: Path) -> None:
+    """The same run's floor: subprocess for the process runtime; bare ``runc run -d`` (and
+    ``ctr run -d`` where containerd is installed) of an equivalent bundle for OCI."""
+    if args.runtime == "process":
+        result.floor = subprocess_floor(count)
+        return
+    from bench.runcfloor import ctr_floor, runc_floor
+
+    image = workdir / "agent" / "images-import" / "busybox.tar"
+    result.floor_name = "runc run -d"
+    result.floor = await runc_floor(count, count, image, workdir=workdir)
+    ctr = await ctr_floor(count, count, image)
+    if ctr is not None:
+        result.peers["ctr run -d"] = ctr
+
+
 async def run(sizes: list[int], args: argparse.Namespace, workdir: Path) -> list[Round]:
     server = Server(workdir)
+    extra: tuple[str, ...] = ()
+    if args.runtime == "oci":
+        from tests.imagebuild import build_image
+
+        (workdir / "agent" / "images-import").mkdir(parents=True)
+        build_image(workdir / "agent" / "images-import" / "busybox.tar", name="busybox:1.36")
+        extra = ("--cgroup-parent", CGROUP_PARENT)
     server.start("--log-level", "warning", agent=True,
                  server_args=("--node-name", NODE, "--kubelet-port", "0",
-                              "--kubelet-health-port", "0", "--runtime", "process"))
+                              "--kubelet-health-port", "0", "--runtime", args.runtime, *extra))
     rounds: list[Round] = []
     try:
         assert server.proc is not None
@@ -292,7 +328,7 @@ async def run(sizes: list[int], args: argparse.Namespace, workdir: Path) -> list
         for i, count in enumerate(sizes):
             namespace = f"bench-{count}-{i}"
             result = await start_pods(server, namespace, count, args.timeout)
-            result.floor = subprocess_floor(count)
+            await floors(result, count, args, workdir)
             if count == max(sizes):
                 result.idle_cores = await idle_cores(server, args.idle)
                 result.usage = agent_usage(server.proc.pid, server.data_dir)
@@ -302,6 +338,10 @@ async def run(sizes: list[int], args: argparse.Namespace, workdir: Path) -> list
     finally:
         server.stop()
         kill_leftovers(workdir)
+        if args.runtime == "oci":
+            from tests.ocitools import sweep
+
+            sweep(workdir / "agent", CGROUP_PARENT)
     return rounds
 
 
@@ -312,12 +352,15 @@ async def main() -> int:
     parser.add_argument("--idle", type=float, default=10.0,
                         help="seconds over which CPU at rest is measured")
     parser.add_argument("--timeout", type=float, default=120.0, help="per round")
+    parser.add_argument("--runtime", choices=("process", "oci"), default="process",
+                        help="the agent's runtime (oci needs root, runc and busybox-static)")
     args = parser.parse_args()
     sizes = [10, 30] if args.quick else [int(s) for s in args.sizes.split(",") if s.strip()]
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
-    print(f"kubeling pod startup benchmark: {os.cpu_count()} CPUs, process runtime, "
-          f"pods running {SLEEP} 3600", flush=True)
+    command = f"{SLEEP} 3600" if args.runtime == "process" else "busybox sleep 3600"
+    print(f"kubeling pod startup benchmark: {os.cpu_count()} CPUs, {args.runtime} runtime, "
+          f"pods running {command}", flush=True)
     with tempfile.TemporaryDirectory(prefix="kubeling-bench-pods-") as tmp:
         rounds = await run(sizes, args, Path(tmp))
     print("\nsummary (Kubernetes' SLO: p99 creation-to-Running at most 5 s)")
