@@ -330,3 +330,41 @@ def test_real_cgroup_with_a_process(tmp_path: Path) -> None:
         cg.remove("/" + parent)
     assert not cg.exists("/" + parent)
     assert cg.stats(path) is None
+
+
+@root_only
+def test_real_cgroup2_tree(tmp_path: Path) -> None:
+    """The v2 code on a real cgroup2 mount: the host's own when it is v2, else hybrid's
+    ``unified`` tree (without controllers: CPU time still counts, the rest reads as 0)."""
+    root = Path("/sys/fs/cgroup")
+    if detect_mode(root) != "v2":
+        root = root / "unified"
+        if cgmod._mount_fstype(root) != "cgroup2":
+            pytest.skip("no cgroup2 mount")
+    parent = f"kubeling-test2-{os.getpid()}"
+    cg = Cgroups(parent, root=root)
+    assert cg.mode == "v2"
+    cg.ensure_parent()
+    path = cg.path("c")
+    (root / path.strip("/")).mkdir()
+    proc = subprocess.Popen(["sh", "-c", "while :; do :; done"])
+    try:
+        (root / path.strip("/") / "cgroup.procs").write_text(str(proc.pid))
+        assert cg.procs(path) == [proc.pid]
+        deadline = time.monotonic() + 10
+        while True:
+            stats = cg.stats(path)
+            assert stats is not None and stats.pids == 1
+            if stats.cpu_usage_ns > 1_000_000 or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        assert stats.cpu_usage_ns > 1_000_000
+        assert not cg.oom_killed(path)
+    finally:
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 5
+        while cg.procs(path) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        cg.remove("/" + parent)
+    assert not cg.exists("/" + parent) and cg.stats(path) is None
