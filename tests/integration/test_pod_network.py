@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from kubeling.kubelet.routes import IpRouteTable, RouteError
 from kubeling.runtime.network import PodNetwork
 from kubeling.runtime.network import netns as netnsmod
 from kubeling.runtime.protocol import PodSandboxConfig, PortMapping
@@ -196,3 +197,22 @@ def test_netns_files_are_idempotent(tmp_path: Path) -> None:
     netnsmod.remove(path)
     mounts = Path("/proc/self/mountinfo").read_text()
     assert str(path) not in mounts
+
+
+async def test_route_table_changes_only_its_own_routes(node: Node) -> None:
+    table = IpRouteTable()
+    with node.entered():
+        sh("ip", "route", "add", "10.42.50.0/24", "via", "10.200.0.1")  # not ours
+        await table.replace("10.42.51.0/24", "10.200.0.1")
+        await table.replace("10.42.52.0/24", "10.200.0.1")
+        await table.replace("10.42.52.0/24", "10.200.0.1")  # idempotent
+        assert await table.list() == {"10.42.51.0/24": "10.200.0.1",
+                                      "10.42.52.0/24": "10.200.0.1"}
+        assert "10.42.51.0/24 via 10.200.0.1 dev eth0 proto 75" in sh("ip", "route").stdout
+        await table.delete("10.42.51.0/24")
+        with pytest.raises(RouteError):
+            await table.delete("10.42.50.0/24")  # someone else's: left alone
+        with pytest.raises(RouteError):
+            await table.replace("10.42.53.0/24", "10.99.99.99")  # no such neighbour
+        assert await table.list() == {"10.42.52.0/24": "10.200.0.1"}
+        assert "10.42.50.0/24 via 10.200.0.1" in sh("ip", "route").stdout
