@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import datetime
 import http.server
+import ipaddress
 import json
 import secrets
 import subprocess
@@ -56,22 +57,29 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+def self_signed(key: ec.EllipticCurvePrivateKey, common_name: str,
+                ips: Sequence[str] = ()) -> x509.Certificate:
+    """A self-signed certificate (its own CA) for ``key``, valid for ``ips`` as a server."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(hours=1))
+               .not_valid_after(now + datetime.timedelta(days=1))
+               .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True))
+    if ips:
+        builder = builder.add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]), critical=False)
+    return builder.sign(key, hashes.SHA256())
+
+
 class TokenIssuer:
     """An EC P-256 key and its self-signed certificate; mints registry tokens (ES256 JWTs
     whose header carries the certificate as ``x5c``)."""
 
     def __init__(self) -> None:
         self.key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ISSUER)])
-        now = datetime.datetime.now(datetime.UTC)
-        self.cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-                     .public_key(self.key.public_key())
-                     .serial_number(x509.random_serial_number())
-                     .not_valid_before(now - datetime.timedelta(hours=1))
-                     .not_valid_after(now + datetime.timedelta(days=1))
-                     .add_extension(x509.BasicConstraints(ca=True, path_length=None),
-                                    critical=True)
-                     .sign(self.key, hashes.SHA256()))
+        self.cert = self_signed(self.key, ISSUER)
 
     def cert_pem(self) -> bytes:
         return self.cert.public_bytes(serialization.Encoding.PEM)
@@ -166,15 +174,21 @@ class TokenServer:
 
 
 class Registry:
-    """``docker-registry serve`` on 127.0.0.1:<free port>; token auth when ``users`` are
-    given (user → password). Use as a context manager."""
+    """``docker-registry serve`` on ``address``:<free port> (127.0.0.1: a loopback name the
+    puller speaks plain HTTP to; another 127/8 address is spoken to over HTTPS); token auth
+    when ``users`` are given (user → password); HTTPS with a self-signed certificate
+    (``ca_path``) when ``tls``. Use as a context manager."""
 
-    def __init__(self, workdir: Path, *, users: Mapping[str, str] | None = None) -> None:
+    def __init__(self, workdir: Path, *, users: Mapping[str, str] | None = None,
+                 address: str = "127.0.0.1", tls: bool = False) -> None:
         self.workdir = Path(workdir)
         self.storage = self.workdir / "storage"
+        self.address = address
         self.port = free_port()
-        self.host = f"127.0.0.1:{self.port}"
-        self.url = f"http://{self.host}"
+        self.host = f"{address}:{self.port}"
+        self.tls = tls
+        self.url = f"{'https' if tls else 'http'}://{self.host}"
+        self.ca_path = self.workdir / "registry-ca.pem"
         self.log_path = self.workdir / "registry.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.issuer: TokenIssuer | None = None
@@ -200,6 +214,15 @@ class Registry:
                         "maintenance": {"uploadpurging": {"enabled": False}}},
             "http": {"addr": self.host, "secret": secrets.token_hex(16)},
         }
+        if self.tls:
+            key = ec.generate_private_key(ec.SECP256R1())
+            key_path = self.workdir / "registry-key.pem"
+            key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                   serialization.PrivateFormat.PKCS8,
+                                                   serialization.NoEncryption()))
+            cert = self_signed(key, "kubeling test registry", [self.address])
+            self.ca_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+            config["http"]["tls"] = {"certificate": str(self.ca_path), "key": str(key_path)}
         if self.issuer is not None and self.tokens is not None:
             bundle = self.workdir / "token-root.pem"
             bundle.write_bytes(self.issuer.cert_pem())
@@ -226,7 +249,7 @@ class Registry:
                 raise RuntimeError(f"docker-registry exited with {self.proc.returncode}:\n"
                                    + self.log_tail())
             try:
-                status = httpx.get(f"{self.url}/v2/", timeout=1).status_code
+                status = httpx.get(f"{self.url}/v2/", timeout=1, verify=False).status_code
                 if status in (200, 401):
                     return
             except httpx.TransportError:
@@ -290,7 +313,7 @@ class Registry:
         """Push ``image`` (its blobs, then its manifest as ``repo:tag``; ``tag`` may be a
         digest); returns the manifest digest."""
         media = json.loads(image.manifest).get("mediaType") or OCI_MANIFEST
-        with httpx.Client(timeout=30) as client:
+        with httpx.Client(timeout=30, verify=False) as client:
             self.push_blob(repo, image.config, client)
             for _media, blob, _digest in image.layers:
                 self.push_blob(repo, blob, client)
@@ -309,7 +332,7 @@ class Registry:
                             "platform": {"architecture": arch, "os": "linux"}})
         index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX,
                             "manifests": entries}).encode()
-        with httpx.Client(timeout=30) as client:
+        with httpx.Client(timeout=30, verify=False) as client:
             return index, self.push_manifest(repo, tag, index, OCI_INDEX, client)
 
     # -- the storage, for tests that tamper with it -------------------------------------------

@@ -6,8 +6,9 @@ fresh image store. Covered: tags, digests, manifest lists (platform choice),
 Docker schema 2 manifests, digest verification (a corrupted blob in the
 registry's storage, a lying ``Docker-Content-Digest``), token auth (right and
 wrong passwords, anonymous, token reuse), redirects to another server for
-blobs, and the errors the kubelet shows (not found, access denied,
-unreachable).
+blobs, HTTPS (verified against the trust store; insecure registries: HTTPS
+unverified, then plain HTTP), and the errors the kubelet shows (not found,
+access denied, unreachable).
 """
 
 from __future__ import annotations
@@ -307,3 +308,48 @@ def test_parse_challenge() -> None:
         "scope": "repository:library/busybox:pull,push"}}
     assert parse_challenge('Basic realm="Registry Realm", Bearer realm="x\\"y",error=bad') == {
         "basic": {"realm": "Registry Realm"}, "bearer": {"realm": 'x"y', "error": "bad"}}
+
+
+@pytest.fixture(scope="module")
+def tls_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    # 127.0.0.2 is not a loopback *name* the puller trusts with plain HTTP: it is spoken
+    # to over HTTPS, as any registry.
+    with Registry(tmp_path_factory.mktemp("tls-registry"), address="127.0.0.2",
+                  tls=True) as reg:
+        yield reg
+
+
+async def test_https_verified_against_the_trust_store(
+        tls_registry: Registry, busybox: BuiltImage, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    tls_registry.push(busybox, "test/tls", "1")
+    ref = f"{tls_registry.host}/test/tls:1"
+    with pytest.raises(PullError) as err:
+        await pull(ImageStore(tmp_path / "untrusted"), ref)
+    assert "failed to verify the registry's certificate" in err.value.message
+    assert not err.value.unreachable
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_registry.ca_path))  # the system trust store
+    image = await pull(ImageStore(tmp_path / "trusted"), ref)
+    assert image.id == busybox.config_digest
+
+
+async def test_insecure_registry_https_unverified(tls_registry: Registry, busybox: BuiltImage,
+                                                  store: ImageStore) -> None:
+    tls_registry.push(busybox, "test/insecure-tls", "1")
+    image = await pull(store, f"{tls_registry.host}/test/insecure-tls:1",
+                       insecure_registries=[tls_registry.host])
+    assert image.id == busybox.config_digest
+
+
+async def test_insecure_registry_plain_http(tmp_path: Path, busybox: BuiltImage,
+                                            store: ImageStore) -> None:
+    with Registry(tmp_path / "registry", address="127.0.0.2") as reg:
+        reg.push(busybox, "test/plain", "1")
+        ref = f"{reg.host}/test/plain:1"
+        with pytest.raises(PullError) as err:
+            await pull(store, ref)  # HTTPS to a plain HTTP server
+        assert "tls handshake failed" in err.value.message
+        assert "insecure registry" in err.value.message
+        image = await pull(store, ref, insecure_registries=[reg.host])
+    assert image.id == busybox.config_digest

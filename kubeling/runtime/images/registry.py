@@ -51,6 +51,7 @@ ACCEPT = ", ".join((*MANIFESTS, *INDEXES))
 MAX_MANIFEST = 4 << 20  # registries refuse bigger manifests too
 PARALLEL_BLOBS = 3
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+SECURE, INSECURE, PLAIN = "https", "insecure", "http"  # how a registry is spoken to
 TOKEN_MARGIN = 10.0  # seconds before a token's expiry when it is no longer used
 DEFAULT_TOKEN_LIFETIME = 60.0
 USER_AGENT = "kubeling/0.1"
@@ -92,21 +93,34 @@ async def pull(store: ImageStore, ref: str, *, auth: Mapping[str, str] | None = 
         reference = parse(ref)
     except InvalidReference as exc:
         raise PullError(str(exc)) from None
-    session = _Session(reference, dict(auth or {}), _plain_http(reference, insecure_registries))
+    session = _Session(reference, dict(auth or {}), _transport(reference, insecure_registries))
     limits = httpx.Timeout(timeout, connect=min(timeout, 10.0))
+    verify: ssl.SSLContext | bool = session.mode != INSECURE and _ssl_context()
     try:
-        async with httpx.AsyncClient(verify=_ssl_context(), timeout=limits,
+        async with httpx.AsyncClient(verify=verify, timeout=limits,
                                      follow_redirects=True,
                                      headers={"User-Agent": USER_AGENT}) as client:
             session.client = client
             return await _Puller(store, session, progress or (lambda _line: None),
                                  platform).run()
     except (httpx.NetworkError, httpx.TimeoutException) as exc:
+        if _cert_error(exc):
+            raise PullError(f'failed to pull "{reference.name}": {_where(exc, session)}: '
+                            f"tls: failed to verify the registry's certificate "
+                            f"({_describe(exc)}); install its CA in the system trust store or "
+                            f"list {reference.registry} as an insecure registry") from None
+        if _ssl_error(exc):
+            raise PullError(f'failed to pull "{reference.name}": {_where(exc, session)}: '
+                            f"tls handshake failed ({_describe(exc)}); if the registry speaks "
+                            f"plain HTTP, list {reference.registry} as an insecure "
+                            "registry") from None
         raise PullError(f'failed to pull "{reference.name}": cannot reach the registry at '
                         f"{_where(exc, session)}: {_describe(exc)}", unreachable=True) from None
     except httpx.HTTPError as exc:
         raise PullError(f'failed to pull "{reference.name}": {_where(exc, session)}: '
                         f"{_describe(exc)}") from None
+    except OSError as exc:  # the store's disk: full, read-only, ...
+        raise PullError(f'failed to pull "{reference.name}": {exc}') from None
 
 
 def _first(group: BaseExceptionGroup[Any]) -> BaseException:
@@ -136,10 +150,31 @@ def _host_only(host: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-def _plain_http(ref: Reference, insecure: Iterable[str]) -> bool:
-    host = ref.api_host
-    return _host_only(host) in LOCAL_HOSTS or host in set(insecure) or ref.registry in set(
-        insecure)
+def _transport(ref: Reference, insecure: Iterable[str]) -> str:
+    """PLAIN for loopback registries, INSECURE (HTTPS without verification, then plain HTTP)
+    for the insecure ones (``host[:port]``, as docker's ``insecure-registries``), else
+    verified HTTPS."""
+    listed = set(insecure)
+    if ref.api_host in listed or ref.registry in listed:
+        return INSECURE
+    return PLAIN if _host_only(ref.api_host) in LOCAL_HOSTS else SECURE
+
+
+def _cert_error(exc: BaseException) -> bool:
+    return _caused_by(exc, ssl.SSLCertVerificationError)
+
+
+def _ssl_error(exc: BaseException) -> bool:
+    return _caused_by(exc, ssl.SSLError)
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _ssl_context() -> ssl.SSLContext:
@@ -203,14 +238,18 @@ class _Session:
 
     ref: Reference
     auth: dict[str, str]
-    plain_http: bool
+    mode: str  # SECURE, INSECURE or PLAIN
     client: httpx.AsyncClient | None = None
     authorization: str = ""
     scope: str = field(init=False)
+    scheme: str = field(init=False)
+    settled: bool = field(init=False)  # the scheme answered once: no more fallback
 
     def __post_init__(self) -> None:
         self.scope = f"repository:{self.ref.repository}:pull"
         self.authorization = self._cached(self.scope)
+        self.scheme = "http" if self.mode == PLAIN else "https"
+        self.settled = self.mode != INSECURE
 
     @property
     def host(self) -> str:
@@ -218,8 +257,7 @@ class _Session:
 
     @property
     def base(self) -> str:
-        scheme = "http" if self.plain_http else "https"
-        return f"{scheme}://{self.host}/v2/{self.ref.repository}"
+        return f"{self.scheme}://{self.host}/v2/{self.ref.repository}"
 
     def credentials(self) -> tuple[str, str] | None:
         if self.auth.get("username") or self.auth.get("password"):
@@ -252,7 +290,17 @@ class _Session:
             if self.authorization:
                 request_headers["Authorization"] = self.authorization
             request = self.client.build_request("GET", url, headers=request_headers)
-            response = await self.client.send(request, stream=True)
+            try:
+                response = await self.client.send(request, stream=True)
+            except (httpx.ConnectError, httpx.RemoteProtocolError):
+                if self.settled:
+                    raise
+                # An insecure registry that does not speak TLS: plain HTTP, as docker does.
+                self.scheme, self.settled = "http", True
+                url = "http://" + url.removeprefix("https://")
+                request = self.client.build_request("GET", url, headers=request_headers)
+                response = await self.client.send(request, stream=True)
+            self.settled = True
             if response.status_code != 401 or attempt:
                 return response
             await response.aread()
@@ -372,7 +420,8 @@ class _Puller:
             raise _first(failed) from None
         names = [ref.with_tag(ref.tag).name] if ref.tag else []
         try:
-            image = self.store.add_image(body, names=names, digest_repos=[ref.repo])
+            image = await asyncio.to_thread(self.store.add_image, body, names=names,
+                                            digest_repos=[ref.repo])
         except (ImageError, DigestMismatch) as exc:
             raise PullError(f'failed to pull "{self.name}": {exc}') from None
         self.progress(f"{self.name}: pulled image {image.id} ({_human(image.size)})")
@@ -427,18 +476,25 @@ class _Puller:
         self.progress(f"{kind} {short}: pulled {_human(received)}")
 
     async def _store_blob(self, response: httpx.Response, digest: str, size: int) -> int:
+        """Stream the body into the store's verifying writer; the commit (hash check, fsync,
+        rename) runs in a thread, off the agent's event loop."""
         received = 0
+        writer = self.store.blob_writer(digest)
         try:
-            with self.store.blob_writer(digest) as writer:
-                async for chunk in response.aiter_bytes():
-                    received += len(chunk)
-                    if received > size:
-                        raise PullError(f'failed to pull "{self.name}": blob {digest} is '
-                                        f"longer than the {size} bytes its manifest says")
-                    writer.write(chunk)
-                if received != size:
-                    raise PullError(f'failed to pull "{self.name}": blob {digest} has '
-                                    f"{received} bytes, its manifest says {size}")
+            async for chunk in response.aiter_bytes():
+                received += len(chunk)
+                if received > size:
+                    raise PullError(f'failed to pull "{self.name}": blob {digest} is '
+                                    f"longer than the {size} bytes its manifest says")
+                writer.write(chunk)
+            if received != size:
+                raise PullError(f'failed to pull "{self.name}": blob {digest} has '
+                                f"{received} bytes, its manifest says {size}")
+        except BaseException:
+            writer.abort()
+            raise
+        try:
+            await asyncio.to_thread(writer.commit)
         except DigestMismatch as exc:
             raise PullError(f'failed to pull "{self.name}": blob {digest} failed '
                             f"verification: {exc}") from None
