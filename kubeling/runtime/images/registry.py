@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import json
+import os
 import re
 import ssl
 import time
@@ -178,8 +180,13 @@ def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
 
 
 def _ssl_context() -> ssl.SSLContext:
-    """The system's trust store (where an admin installs a private registry's CA),
-    certifi's when the system has none."""
+    """The system's trust store (where an admin installs a private registry's CA;
+    ``SSL_CERT_FILE``/``SSL_CERT_DIR`` honoured), certifi's when the system has none."""
+    return _ssl_context_for(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+
+
+@functools.lru_cache(maxsize=4)
+def _ssl_context_for(_cert_file: str | None, _cert_dir: str | None) -> ssl.SSLContext:
     context = ssl.create_default_context()
     if not context.cert_store_stats().get("x509_ca"):
         try:
