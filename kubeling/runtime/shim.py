@@ -181,6 +181,8 @@ class Shim:
                 self.ready_fd = -1
 
     def spawn(self) -> str | None:
+        if self.spec.get("oci"):
+            return self.spawn_oci()
         spec = self.spec
         argv: list[str] = spec["argv"]
         env = dict(spec["env"])
@@ -254,6 +256,155 @@ class Shim:
         write_json(os.path.join(self.dir, "started.json"),
                    {"pid": pid, "shim_pid": os.getpid(), "started_at": time.time()})
         return None
+
+    # ----- OCI mode: runc create + start ------------------------------------------------
+    def spawn_oci(self) -> str | None:
+        """``runc create`` with the container's stdio (or, with a TTY, the terminal's master
+        received over a console socket), then ``runc start``. runc's own process exits; its
+        init, the container's pid 1, is reparented to this shim (a subreaper)."""
+        oci = self.spec["oci"]
+        runc = [oci["binary"], "--root", oci["root"], "--log",
+                os.path.join(self.dir, "runc.log"), "--log-format", "json"]
+        pid_file = os.path.join(self.dir, "init.pid")
+        create = [*runc, "create", "--bundle", oci["bundle"], "--pid-file", pid_file]
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        console: socket.socket | None = None
+        parent_ends: list[int] = []
+        stdio = [null, null, null]
+        if self.tty:
+            console = self.console_socket()
+            create += ["--console-socket", console.getsockname()]
+        else:
+            out_r, out_w = os.pipe2(os.O_CLOEXEC)
+            err_r, err_w = os.pipe2(os.O_CLOEXEC)
+            self.outputs[out_r] = 1
+            self.outputs[err_r] = 2
+            parent_ends = [out_w, err_w]
+            stdio = [null, out_w, err_w]
+            if self.spec.get("stdin"):
+                stdio[0], self.stdin_fd = os.pipe2(os.O_CLOEXEC)
+                os.set_blocking(self.stdin_fd, False)
+                parent_ends.append(stdio[0])
+        pid = self.run_child([*create, oci["id"]], stdio)
+        for fd in parent_ends:
+            os.close(fd)
+        status: int | None = None
+        if console is not None:
+            master, status = self.receive_console(console, pid)
+            if master >= 0:
+                self.master = master
+                os.set_blocking(master, False)
+                self.outputs[master] = 1
+                if self.spec.get("stdin"):
+                    self.stdin_fd = master
+        if status is None:
+            status = os.waitpid(pid, 0)[1]
+        failure = None
+        if status != 0:
+            failure = self.runc_error("create", status)
+        elif self.tty and self.master < 0:
+            failure = "create: runc sent no terminal"
+        if failure is None:
+            try:
+                with open(pid_file) as f:
+                    self.pid = int(f.read().strip())
+            except (OSError, ValueError) as err:
+                failure = f"create: no init pid: {err}"
+        if failure is None:
+            status = os.waitpid(self.run_child([*runc, "start", oci["id"]],
+                                               [null, null, null]), 0)[1]
+            if status != 0:
+                failure = self.runc_error("start", status)
+        if failure is not None:
+            os.waitpid(self.run_child([*runc, "delete", "--force", oci["id"]],
+                                      [null, null, null]), 0)
+        os.close(null)
+        if failure is not None:
+            for fd in self.outputs:
+                os.close(fd)
+            self.outputs.clear()
+            return failure
+        for fd in self.outputs:
+            os.set_blocking(fd, False)
+            self.poll.register(fd, select.POLLIN)
+        write_json(os.path.join(self.dir, "started.json"),
+                   {"pid": self.pid, "shim_pid": os.getpid(), "started_at": time.time()})
+        return None
+
+    def console_socket(self) -> socket.socket:
+        """A listening socket for runc to hand over the terminal's master. Its path goes
+        through /proc so that it stays short whatever the container directory's length."""
+        dir_fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
+        path = f"/proc/{os.getpid()}/fd/{dir_fd}/console.sock"
+        if os.path.lexists(path):
+            os.unlink(path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(path)
+        sock.listen(1)
+        sock.settimeout(0.05)
+        return sock
+
+    def receive_console(self, sock: socket.socket, runc_pid: int) -> tuple[int, int | None]:
+        """The master fd runc sends (-1 if none), and runc's wait status if it has already
+        been reaped here (it ended without sending one)."""
+        path = sock.getsockname()
+        master, status = -1, None
+        try:
+            while True:
+                try:
+                    conn, _ = sock.accept()
+                except TimeoutError:
+                    done, ended = os.waitpid(runc_pid, os.WNOHANG)
+                    if done:
+                        status = ended
+                        break
+                    continue
+                with conn:
+                    conn.settimeout(10)
+                    _msg, fds, _flags, _addr = socket.recv_fds(conn, 4096, 1)
+                master = fds[0] if fds else -1
+                break
+        except OSError:
+            pass
+        finally:
+            sock.close()
+            if os.path.lexists(path):
+                os.unlink(path)
+            os.close(int(path.split("/")[4]))
+        return master, status
+
+    def run_child(self, argv: list[str], stdio: list[int]) -> int:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                signal.set_wakeup_fd(-1)
+                for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE,
+                            signal.SIGCHLD, signal.SIGUSR1):
+                    signal.signal(sig, signal.SIG_DFL)
+                os.setsid()
+                for target, fd in enumerate(stdio):
+                    os.dup2(fd, target)
+                os.execv(argv[0], argv)
+            finally:
+                os._exit(127)
+        return pid
+
+    def runc_error(self, stage: str, status: int) -> str:
+        """runc's last error message in its JSON log."""
+        message = ""
+        try:
+            with open(os.path.join(self.dir, "runc.log"), "rb") as f:
+                lines = f.read().decode(errors="replace").splitlines()
+        except OSError:
+            lines = []
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and entry.get("level") in ("error", "fatal"):
+                message = str(entry.get("msg", ""))
+        return message or f"runc {stage} failed ({os.waitstatus_to_exitcode(status)})"
 
     def listen(self) -> socket.socket:
         dir_fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)

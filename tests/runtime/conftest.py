@@ -4,11 +4,16 @@ against every runtime through the Runtime protocol only.
 Adding a runtime is one line in RUNTIMES (its name and the host tools it needs; a missing
 tool skips, or fails under CI=true). Container commands use only what a busybox image has
 (sh, cat, sleep, stty, tty...), so that the suite runs unchanged where containers run images.
+
+The OCI runtime needs root, an image and a pod network: its store gets the busybox image
+(built once per session from busybox-static, tests/imagebuild.py) before each test, and its
+network a pod CIDR of its own per test worker (10.88.<n>.0/24 on the shared bridge).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -30,6 +35,7 @@ from tests.cluster import require
 # runtime name -> host tools it needs
 RUNTIMES: dict[str, tuple[str, ...]] = {
     "process": ("sh",),
+    "oci": ("runc", "busybox"),
 }
 
 IMAGE = "busybox:1.36"
@@ -178,11 +184,43 @@ def make_options(root: Path) -> RuntimeOptions:
                           log_max_files=LOG_MAX_FILES)
 
 
+def pod_cidr() -> str:
+    """A /24 per pytest-xdist worker (gw0 → 10.88.1.0/24), 10.88.0.0/24 without xdist."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    n = int(worker[2:]) + 1 if worker.startswith("gw") and worker[2:].isdigit() else 0
+    return f"10.88.{n % 250}.0/24"
+
+
+@pytest.fixture(scope="session")
+def busybox_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.imagebuild import build_image
+
+    path = tmp_path_factory.mktemp("images") / "busybox.tar"
+    build_image(path, name=IMAGE)
+    return path
+
+
+async def prepare(name: str, options: RuntimeOptions, runtime: Runtime,
+                  request: pytest.FixtureRequest) -> None:
+    """What a runtime needs before the suite's tests: for oci, the image and a pod CIDR."""
+    if name != "oci":
+        return
+    if os.geteuid() != 0:
+        pytest.skip("the OCI runtime needs root")
+    from kubeling.runtime.images import ImageStore
+
+    image: Path = request.getfixturevalue("busybox_image")
+    ImageStore(options.images_dir or options.root_dir / "images").import_archive(image)
+    await runtime.update_runtime_config(pod_cidr())
+
+
 @pytest.fixture
-async def rt(runtime_name: str, tmp_path: Path) -> AsyncIterator[Harness]:
+async def rt(runtime_name: str, tmp_path: Path,
+             request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
     options = make_options(tmp_path / "runtime")
     harness = Harness(runtime=open_runtime(runtime_name, options), name=runtime_name,
                       root=tmp_path / "runtime", logs=tmp_path / "logs", options=options)
+    await prepare(runtime_name, options, harness.runtime, request)
     try:
         yield harness
     finally:

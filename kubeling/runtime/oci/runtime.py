@@ -1,0 +1,462 @@
+"""``OciRuntime``: the Runtime protocol over runc (or crun), images and a CNI pod network.
+
+A pod sandbox is a network namespace configured by the CNI plugins plus a
+pause container holding it and the pod's IPC and UTS namespaces
+(``sandbox``). A container is an OCI bundle (``bundle``) whose root is an
+overlay of its image's layers (``rootfs``), joining the pause's namespaces,
+in a cgroup under the pod's (``cgroups``), run by its own shim
+(``kubeling.runtime.shim`` in OCI mode: ``runc create`` + ``runc start``, the
+container's stdio, CRI log, attach socket and exit status). exec is
+``runc exec`` (``execs``). Everything is on disk under the root directory
+(``records``), so a new runtime over it adopts what an earlier one started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from kubeling.runtime import RuntimeOptions, shim
+from kubeling.runtime.images import Image, ImageStore
+from kubeling.runtime.network import PodNetwork
+from kubeling.runtime.oci import bundle, execs, rootfs, sandbox, users
+from kubeling.runtime.oci.cgroups import Cgroups
+from kubeling.runtime.oci.records import ContainerRecord, SandboxRecord, write_json
+from kubeling.runtime.oci.runc import Runc, find_binary
+from kubeling.runtime.oci.sandboxes import SandboxOps
+from kubeling.runtime.process.sessions import AttachSession
+from kubeling.runtime.protocol import (
+    ContainerConfig,
+    ContainerStats,
+    ContainerStatus,
+    ExecResult,
+    ImageInfo,
+    NotFound,
+    RuntimeFailure,
+    RuntimeVersion,
+    SandboxState,
+    StreamSession,
+    merge_argv,
+)
+
+START_TIMEOUT = 30.0
+
+__all__ = ["OciRuntime"]
+
+
+class OciRuntime(SandboxOps):
+    name = "oci"
+
+    def __init__(self, options: RuntimeOptions) -> None:
+        self.options = options
+        self.root = Path(options.root_dir)
+        self.sandbox_root = self.root / "sandboxes"
+        self.container_root = self.root / "containers"
+        for d in (self.sandbox_root, self.container_root, self.root / "runc"):
+            d.mkdir(parents=True, exist_ok=True)
+        self.binary = find_binary(options.oci_binary)
+        self.runc = Runc(self.binary, str(self.root / "runc"))
+        self.cg = Cgroups(options.cgroup_parent)
+        self.images = ImageStore(options.images_dir or self.root / "images")
+        self.net = PodNetwork(state_dir=self.root / "net",
+                              conf_dir=options.cni_conf_dir or self.root / "cni" / "net.d",
+                              bin_dirs=options.cni_bin_dirs, netns_dir=self.root / "netns")
+        self._sandboxes: dict[str, SandboxRecord] = {}
+        self._containers: dict[str, ContainerRecord] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._execs: dict[str, set[execs.RuncExecSession]] = {}
+        for d in self.sandbox_root.iterdir():
+            if (s := SandboxRecord.load(d)) is not None:
+                self._sandboxes[s.id] = s
+        for d in self.container_root.iterdir():
+            if (c := ContainerRecord.load(d)) is not None:
+                self._containers[c.id] = c
+
+    async def version(self) -> RuntimeVersion:
+        name, version = await self.runc.version()
+        return RuntimeVersion(name, version)
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    # ----- containers --------------------------------------------------------------
+    def _container(self, container_id: str) -> ContainerRecord:
+        record = self._containers.get(container_id)
+        if record is None:
+            raise NotFound(f"container {container_id}")
+        return record
+
+    def _members(self, sandbox_id: str) -> list[ContainerRecord]:
+        return [c for c in self._containers.values() if c.sandbox_id == sandbox_id]
+
+    async def create_container(self, sandbox_id: str, config: ContainerConfig,
+                               sandbox_config: object) -> str:
+        box = self._sandbox(sandbox_id)
+        pause = box.pause_pid()
+        if box.state != SandboxState.READY.value or pause == 0:
+            raise RuntimeFailure("CreateContainerError",
+                                 f"pod sandbox {sandbox_id} is not ready")
+        image = self._resolve(config.image)
+        if image is None:
+            raise RuntimeFailure("CreateContainerError", f'image "{config.image}" not found')
+        argv = merge_argv(config.command, config.args, image.config.entrypoint,
+                          image.config.cmd)
+        if not argv:
+            raise RuntimeFailure("CreateContainerError",
+                                 f"container {config.name!r}: no command specified")
+        if not config.log_path:
+            raise RuntimeFailure("CreateContainerError",
+                                 f"container {config.name!r} has no log path")
+        cid = secrets.token_hex(32)
+        directory = self.container_root / cid
+        record = ContainerRecord(
+            id=cid, sandbox_id=sandbox_id, dir=directory, name=config.name,
+            attempt=config.attempt, image=config.image, image_ref=image.id, argv=argv,
+            env=bundle.env_list(image.config.env, config.env),
+            cwd=config.working_dir or image.config.working_dir or "/",
+            log_path=config.log_path, stdin=config.stdin, stdin_once=config.stdin_once,
+            tty=config.tty, labels=dict(config.labels), annotations=dict(config.annotations),
+            created_at=time.time(), cgroup=self.cg.path(box.cgroup_parent, cid),
+            stop_signal=image.config.stop_signal)
+        try:
+            layers = await asyncio.to_thread(self.images.layer_dirs, image)
+            record.bundle.mkdir(parents=True)
+            rootfs.mount_overlay(layers, directory / "upper", directory / "work", record.rootfs)
+            record.mounted = True
+            self._write_bundle(record, config, box, pause, image.config.user)
+        except (OSError, RuntimeFailure, ValueError) as err:
+            if record.mounted:
+                rootfs.unmount(record.rootfs)
+            shutil.rmtree(directory, ignore_errors=True)
+            if isinstance(err, RuntimeFailure):
+                raise
+            raise RuntimeFailure("CreateContainerError",
+                                 f"container {config.name!r}: {err}") from err
+        record.save()
+        self._containers[cid] = record
+        return cid
+
+    def _write_bundle(self, record: ContainerRecord, config: ContainerConfig,
+                      box: SandboxRecord, pause: int, image_user: str) -> None:
+        security = config.security
+        user = users.resolve(record.rootfs, image_user, security)
+        _make_cwd(record.rootfs, record.cwd, config)
+        mounts = bundle.system_mounts(security.privileged) + bundle.pod_mounts(
+            sandbox.etc_files(box.dir), config.mounts)
+        document = bundle.spec(
+            args=record.argv, env=record.env, cwd=record.cwd, user=user, tty=config.tty,
+            security=security, readonly_root=security.read_only_rootfs, mounts=mounts,
+            linux_namespaces=bundle.namespaces(
+                network=box.netns or None, ipc=f"/proc/{pause}/ns/ipc",
+                uts=f"/proc/{pause}/ns/uts", new_uts=False, new_ipc=False),
+            cgroups_path=record.cgroup, resources=self.cg.linux_resources(config.resources),
+            oom_score_adj=config.resources.oom_score_adj)
+        write_json(record.bundle / "config.json", document)
+
+    async def start_container(self, container_id: str) -> None:
+        record = self._container(container_id)
+        async with self._lock(container_id):
+            if record.started() is not None or record.exited() is not None:
+                raise RuntimeFailure("RunContainerError",
+                                     f"container {container_id} was already started")
+            await self._launch_shim(record.dir, record.id, record.bundle, record.log_path,
+                                    stdin=record.stdin, stdin_once=record.stdin_once,
+                                    tty=record.tty)
+
+    async def _launch_shim(self, directory: Path, runc_id: str, bundle_dir: Path,
+                           log_path: str, *, stdin: bool = False, stdin_once: bool = False,
+                           tty: bool = False) -> bytes:
+        """Start the shim that runs ``runc create`` + ``start``; its first report: b"started\\n",
+        or b"exited\\n" when the container could not start (exit.json says why)."""
+        write_json(directory / "shim.json", {
+            "oci": {"binary": self.binary, "root": self.runc.root, "bundle": str(bundle_dir),
+                    "id": runc_id},
+            "log_path": log_path, "log_max_bytes": self.options.log_max_bytes,
+            "log_max_files": self.options.log_max_files, "stdin": stdin,
+            "stdin_once": stdin_once, "tty": tty})
+        ready_r, ready_w = os.pipe()
+        log = os.open(directory / "shim.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-E", "-s", "-S", shim.__file__, str(directory),
+                str(ready_w), stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
+                pass_fds=(ready_w,), start_new_session=True, cwd=str(directory))
+        except OSError as err:
+            os.close(ready_r)
+            raise RuntimeFailure("RunContainerError", f"cannot start the shim: {err}") from err
+        finally:
+            os.close(ready_w)
+            os.close(log)
+        try:
+            await proc.wait()
+            line = await asyncio.wait_for(_read_line(ready_r), START_TIMEOUT)
+        except TimeoutError as err:
+            raise RuntimeFailure("RunContainerError",
+                                 "the container's shim did not report a start") from err
+        finally:
+            os.close(ready_r)
+        if not line:
+            tail = (directory / "shim.log").read_text(errors="replace")[-2000:]
+            raise RuntimeFailure("RunContainerError", f"the container's shim failed: {tail}")
+        return line
+
+    async def stop_container(self, container_id: str, timeout: float) -> None:
+        record = self._containers.get(container_id)
+        if record is None:
+            return
+        for session in list(self._execs.pop(container_id, ())):
+            await session.close()
+        async with self._lock(container_id):
+            await self._stop(record.dir, record.id, timeout, record.stop_signal or "TERM")
+
+    async def _stop(self, directory: Path, runc_id: str, timeout: float, sig: str) -> None:
+        started = _read(directory / "started.json")
+        if started is None or (directory / "exit.json").exists():
+            return
+        shim_pid = int(started.get("shim_pid", 0))
+        if timeout > 0:
+            await self.runc.kill(runc_id, sig)
+            if await _wait_exit(directory, timeout):
+                return
+        for _ in range(100):
+            await self.runc.kill(runc_id, "KILL", all_processes=True)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(started["pid"]), signal.SIGKILL)
+            if await _wait_exit(directory, 0.1):
+                return
+            if not _alive(shim_pid) and not _alive(int(started["pid"])):
+                break
+        if not (directory / "exit.json").exists():
+            write_json(directory / "exit.json", {
+                "exit_code": 137, "finished_at": time.time(), "reason": "Error",
+                "message": "killed after its shim was lost"})
+
+    def _settle(self, record: ContainerRecord) -> None:
+        """Once a container has exited, ask its cgroup (still there until runc delete)
+        whether the kernel's OOM killer ended it; remember the answer in exit.json."""
+        exited = record.exited()
+        if exited is None or exited.get("oom_checked"):
+            return
+        if int(exited.get("exit_code", 0)) != 0 and record.cgroup \
+                and self.cg.oom_killed(record.cgroup):
+            exited["reason"] = "OOMKilled"
+        exited["oom_checked"] = True
+        write_json(record.dir / "exit.json", exited)
+
+    async def remove_container(self, container_id: str) -> None:
+        record = self._containers.get(container_id)
+        if record is None:
+            return
+        await self.stop_container(container_id, 0)
+        async with self._lock(container_id):
+            self._settle(record)
+            await self.runc.delete(record.id)
+            if record.mounted or rootfs.is_mounted(record.rootfs):
+                rootfs.unmount(record.rootfs)
+            if record.cgroup:
+                await asyncio.to_thread(self.cg.remove, record.cgroup)
+            self._containers.pop(container_id, None)
+            shutil.rmtree(record.dir, ignore_errors=True)
+        self._locks.pop(container_id, None)
+
+    async def container_status(self, container_id: str) -> ContainerStatus:
+        record = self._container(container_id)
+        self._settle(record)
+        return record.status()
+
+    async def list_containers(self, sandbox_id: str | None = None) -> list[ContainerStatus]:
+        found = []
+        for record in list(self._containers.values()):
+            if sandbox_id is None or record.sandbox_id == sandbox_id:
+                self._settle(record)
+                found.append(record.status())
+        return found
+
+    # ----- exec and attach ----------------------------------------------------------
+    def _exec_argv(self, record: ContainerRecord, command: Sequence[str], tty: bool,
+                   pid_path: Path) -> list[str]:
+        pid = record.running_pid()
+        if pid == 0:
+            raise RuntimeFailure("ContainerNotRunning", f"container {record.id} is not running")
+        execs.check_command(command, pid, record.environ(), record.cwd)
+        return self.runc.argv("exec", "--pid-file", str(pid_path), *(["-t"] if tty else []),
+                              record.id, *command)
+
+    async def exec_sync(self, container_id: str, command: Sequence[str], *,
+                        timeout: float) -> ExecResult:
+        record = self._container(container_id)
+        pid_path = execs.pid_file(record.dir)
+        argv = self._exec_argv(record, command, False, pid_path)
+        return await execs.exec_sync(argv, pid_path, str(record.dir), timeout)
+
+    async def exec(self, container_id: str, command: Sequence[str], *, tty: bool,
+                   stdin: bool) -> StreamSession:
+        record = self._container(container_id)
+        pid_path = execs.pid_file(record.dir)
+        argv = self._exec_argv(record, command, tty, pid_path)
+        session = execs.RuncExecSession(tty=tty, stdin=stdin, pid_path=pid_path)
+        try:
+            await session.start(argv, env=execs.runner_env(), cwd=str(record.dir))
+        except OSError as err:
+            raise RuntimeFailure("ExecError", f"cannot exec {command[0]!r}: {err}") from err
+        sessions = self._execs.setdefault(container_id, set())
+        sessions.difference_update([s for s in sessions if s.finished])
+        sessions.add(session)
+        return session
+
+    async def attach(self, container_id: str, *, tty: bool, stdin: bool) -> StreamSession:
+        record = self._container(container_id)
+        if record.running_pid() == 0:
+            raise RuntimeFailure("ContainerNotRunning", f"container {container_id} is not running")
+        session = AttachSession(record.dir, tty=record.tty, stdin=stdin and record.stdin)
+        await session.connect()
+        return session
+
+    async def reopen_container_log(self, container_id: str) -> None:
+        record = self._container(container_id)
+        started = record.started()
+        if started is None or record.exited() is not None:
+            raise RuntimeFailure("ContainerNotRunning", f"container {container_id} is not running")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(started["shim_pid"]), signal.SIGUSR1)
+
+    # ----- stats -------------------------------------------------------------------
+    async def container_stats(self, container_id: str) -> ContainerStats | None:
+        return self._stats(self._container(container_id))
+
+    def _stats(self, record: ContainerRecord) -> ContainerStats | None:
+        if record.running_pid() == 0 or not record.cgroup:
+            return None
+        stats = self.cg.stats(record.cgroup)
+        if stats is None:
+            return None
+        return ContainerStats(container_id=record.id, timestamp=time.time(),
+                              cpu_usage_core_ns=stats.cpu_usage_ns,
+                              memory_working_set_bytes=stats.memory_working_set,
+                              memory_rss_bytes=stats.memory_rss, processes=stats.pids)
+
+    async def list_container_stats(self) -> list[ContainerStats]:
+        return [s for r in list(self._containers.values()) if (s := self._stats(r)) is not None]
+
+    # ----- images ------------------------------------------------------------------
+    def _resolve(self, ref: str) -> Image | None:
+        try:
+            return self.images.resolve(ref)
+        except ValueError:
+            return None
+
+    async def pull_image(self, image: str, *, auth: Mapping[str, str] | None = None) -> str:
+        if not image:
+            raise RuntimeFailure("ErrImagePull", "no image name")
+        found = self._resolve(image)
+        if found is not None:
+            return found.id
+        from kubeling.runtime.images.registry import PullError, pull
+
+        try:
+            pulled = await pull(self.images, image, auth=auth,
+                                insecure_registries=self.options.insecure_registries)
+        except PullError as err:
+            reason = "RegistryUnavailable" if err.unreachable else "ErrImagePull"
+            raise RuntimeFailure(reason, err.message) from err
+        except ValueError as err:
+            raise RuntimeFailure("ErrImagePull", str(err)) from err
+        return pulled.id
+
+    async def image_status(self, image: str) -> ImageInfo | None:
+        found = self._resolve(image)
+        return None if found is None else _info(found)
+
+    async def list_images(self) -> list[ImageInfo]:
+        return [_info(i) for i in self.images.list()]
+
+    async def remove_image(self, image: str) -> None:
+        with contextlib.suppress(ValueError):
+            if self.images.remove(image) is not None:
+                await asyncio.to_thread(self.images.prune)
+
+    async def update_runtime_config(self, pod_cidr: str) -> None:
+        await asyncio.to_thread(self.net.configure, pod_cidr)
+
+    async def close(self) -> None:
+        for sessions in self._execs.values():
+            for session in list(sessions):
+                await session.close()
+        self._execs.clear()
+
+
+def _info(image: Image) -> ImageInfo:
+    return ImageInfo(id=image.id, repo_tags=tuple(image.names),
+                     repo_digests=tuple(image.digests), size=image.size)
+
+
+def _make_cwd(root: Path, cwd: str, config: ContainerConfig) -> None:
+    """The working directory exists in the container: in its rootfs, or in the host path of
+    the mount it is under."""
+    for mount in sorted(config.mounts, key=lambda m: -len(m.container_path)):
+        target = mount.container_path.rstrip("/")
+        if cwd == target or cwd.startswith(target + "/"):
+            if os.path.isdir(mount.host_path):
+                with contextlib.suppress(OSError):
+                    os.makedirs(mount.host_path + cwd[len(target):], exist_ok=True)
+            return
+    path = Path(os.path.normpath(str(root) + "/" + cwd.lstrip("/")))
+    if not str(path).startswith(str(root)):
+        raise RuntimeFailure("CreateContainerError", f"bad working directory {cwd!r}")
+    if not path.is_dir() and not path.is_symlink():
+        path.mkdir(parents=True, exist_ok=True)
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    from kubeling.runtime.oci.records import read_json
+
+    return read_json(path)
+
+
+def _alive(pid: int) -> bool:
+    from kubeling.runtime.oci.records import pid_alive
+
+    return pid_alive(pid)
+
+
+async def _wait_exit(directory: Path, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while True:
+        if (directory / "exit.json").exists():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 2, 0.1)
+
+
+async def _read_line(fd: int) -> bytes:
+    loop = asyncio.get_running_loop()
+    os.set_blocking(fd, False)
+    data = b""
+    while not data.endswith(b"\n"):
+        ready = loop.create_future()
+        loop.add_reader(fd, ready.set_result, None)
+        try:
+            await ready
+        finally:
+            loop.remove_reader(fd)
+        try:
+            chunk = os.read(fd, 64)
+        except BlockingIOError:
+            continue
+        if not chunk:
+            break
+        data += chunk
+    return data
+
