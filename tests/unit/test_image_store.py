@@ -85,6 +85,7 @@ def test_import_each_format(tmp_path: Path, store: ImageStore, fmt: str, compres
     assert store.resolve(image.id.removeprefix("sha256:")[:11]) is None  # too short an id
     assert store.list() == [image]
     assert ImageStore(store.root).resolve("busybox:1.36") == image  # on disk, not in memory
+    assert list(store.ingest_dir.iterdir()) == []
     for digest in (*image.layers, image.id, image.manifest_digest):
         assert store.has_blob(digest)
     assert leftovers(store) == []
@@ -187,6 +188,28 @@ def test_blob_writer_verifies_digests(store: ImageStore) -> None:
     with pytest.raises(ImageError, match="unsupported digest"):
         store.blob_path("sha512:" + "a" * 128)
     assert leftovers(store) == []
+
+
+def test_prune_spares_blobs_of_unfinished_pulls(store: ImageStore) -> None:
+    layer = layer_tar([Entry("a", data=b"a")])
+    config = image_config([layer], cmd=["sh"])
+    with store.blob_writer(sha256(layer)) as writer:  # a pull: layers first, image last
+        writer.write(layer)
+    assert store.prune() == 0 and store.has_blob(sha256(layer))
+    store.put_blob(config)
+    manifest = json.dumps({"schemaVersion": 2, "config": {
+        "mediaType": OCI_CONFIG, "digest": sha256(config), "size": len(config)},
+        "layers": [{"mediaType": OCI_LAYER, "digest": sha256(layer), "size": len(layer)}]})
+    image = store.add_image(manifest.encode(), names=["done:1"])
+    assert list(store.ingest_dir.iterdir()) == []  # recorded: the image protects its blobs
+    store.remove("done:1")
+    assert store.prune() == len(layer) + len(config) + len(manifest)
+    orphan = store.put_blob(b"from a pull that failed")
+    for mark in store.ingest_dir.iterdir():
+        os.utime(mark, (0, 0))  # long ago
+    assert not store.has_blob(image.id)
+    store.prune()
+    assert not store.blob_path(orphan).exists() and list(store.ingest_dir.iterdir()) == []
 
 
 def test_tampered_archive_is_refused(tmp_path: Path, store: ImageStore) -> None:

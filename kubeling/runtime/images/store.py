@@ -16,6 +16,12 @@ Layout::
     root/blobs/sha256/<hex>       blobs
     root/layers/<16 hex>          an unpacked layer (chain id prefix), <16 hex>.size, .lock
     root/tmp/                     blobs being written, layers being unpacked
+    root/ingest/<hex>             a blob written or found for an image not recorded yet
+
+A pull writes (or finds) blobs first and records the image last; the ingest
+marks keep ``prune`` (the kubelet's image GC, ``kubeling images rm``) from
+taking those blobs in between. ``add_image`` clears them; a mark left by a
+failed pull expires after ``INGEST_GRACE`` seconds.
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ LAYER_TYPES = (
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _HEX = re.compile(r"^[0-9a-f]{12,64}$")
 INDEX_FILE = "images.json"
+INGEST_GRACE = 3600.0  # seconds a blob of an unfinished pull is safe from prune
 
 
 class DigestMismatch(Exception):
@@ -161,6 +168,8 @@ class BlobWriter:
         self._store = store
         self._expected = check_digest(expected) if expected else None
         self._hash = hashlib.sha256()
+        if self._expected:
+            store.mark_ingest(self._expected)
         self.size = 0
         self.digest = ""
         fd, name = tempfile.mkstemp(prefix="blob-", dir=store.tmp_dir)
@@ -195,6 +204,7 @@ class BlobWriter:
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
+        self._store.mark_ingest(digest)
         final = self._store.blob_path(digest)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(self._tmp, 0o644)
@@ -211,7 +221,8 @@ class ImageStore:
         self.blobs_dir = self.root / "blobs" / "sha256"
         self.layers_dir = self.root / "layers"
         self.tmp_dir = self.root / "tmp"
-        for d in (self.blobs_dir, self.layers_dir, self.tmp_dir):
+        self.ingest_dir = self.root / "ingest"
+        for d in (self.blobs_dir, self.layers_dir, self.tmp_dir, self.ingest_dir):
             d.mkdir(parents=True, exist_ok=True)
 
     # -- blobs ------------------------------------------------------------------------------
@@ -220,7 +231,20 @@ class ImageStore:
         return self.blobs_dir / check_digest(digest).removeprefix("sha256:")
 
     def has_blob(self, digest: str) -> bool:
-        return self.blob_path(digest).is_file()
+        """Whether the blob is here; one found is marked as being ingested (see the module
+        docstring), as a puller that asks goes on to use it."""
+        path = self.blob_path(digest)
+        if not path.is_file():
+            return False
+        self.mark_ingest(digest)
+        return path.is_file()
+
+    def mark_ingest(self, digest: str) -> None:
+        (self.ingest_dir / check_digest(digest).removeprefix("sha256:")).touch()
+
+    def _clear_ingest(self, digests: Iterable[str]) -> None:
+        for digest in digests:
+            (self.ingest_dir / digest.removeprefix("sha256:")).unlink(missing_ok=True)
 
     def blob_writer(self, digest: str | None = None) -> BlobWriter:
         return BlobWriter(self, digest)
@@ -283,8 +307,8 @@ class ImageStore:
         doc = parse_manifest(manifest)
         config_digest = check_digest(doc["config"]["digest"])
         layer_descs = doc["layers"]
-        missing = [d["digest"] for d in [doc["config"], *layer_descs]
-                   if not self.has_blob(d["digest"])]
+        blobs = [d["digest"] for d in [doc["config"], *layer_descs]]
+        missing = [d for d in blobs if not self.blob_path(d).is_file()]
         if missing:
             raise ImageError(f"manifest refers to blobs not in the store: {', '.join(missing)}")
         config_json = _json_object(self.read_blob(config_digest), f"config {config_digest}")
@@ -322,8 +346,11 @@ class ImageStore:
                                        created_at=old.created_at if old else image.created_at)
             return images[image.id]
 
-        result = self._update(change)
-        assert result is not None
+        with self.locked():
+            images = self._load()
+            result = change(images)
+            self._save(images)
+            self._clear_ingest([*blobs, manifest_digest])
         return result
 
     def list(self) -> list[Image]:
@@ -404,6 +431,20 @@ class ImageStore:
                 keep_blobs.update(d.rpartition("@sha256:")[2] for d in image.digests)
                 keep_layers.update(self.layer_dir(c).name for c in chain_ids(image.diff_ids))
             keep_layers |= _mounted_lower_dirs(self.layers_dir)
+            now = time.time()
+            for mark in self.ingest_dir.iterdir():
+                with contextlib.suppress(FileNotFoundError):
+                    if now - mark.stat().st_mtime < INGEST_GRACE:
+                        keep_blobs.add(mark.name)
+                    else:
+                        mark.unlink()
+            for entry in self.tmp_dir.iterdir():  # left by a crash mid-write or mid-unpack
+                with contextlib.suppress(FileNotFoundError):
+                    if now - entry.lstat().st_mtime > INGEST_GRACE:
+                        if entry.is_dir() and not entry.is_symlink():
+                            shutil.rmtree(entry, ignore_errors=True)
+                        else:
+                            entry.unlink()
             for blob in self.blobs_dir.iterdir():
                 if blob.name not in keep_blobs:
                     with contextlib.suppress(FileNotFoundError):
