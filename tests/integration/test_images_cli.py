@@ -68,3 +68,26 @@ def test_images_dir_flag(tmp_path: Path) -> None:
                            str(built.path)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert (store / "images.json").is_file()
+
+
+def test_pull(tmp_path: Path) -> None:
+    from tests.cluster import require
+    from tests.registry import Registry
+
+    require("docker-registry")
+    data = tmp_path / "data"
+    built = build_image(tmp_path / "img.tar", name="pulled:1", compress=True, cmd=["pulled"])
+    with Registry(tmp_path / "registry") as reg:
+        digest = reg.push(built, "team/pulled", "1")
+        ref = f"{reg.host}/team/pulled:1"
+        out = images(data, "pull", ref)
+        short = built.config_digest.removeprefix("sha256:")[:12]
+        assert out.stdout.splitlines() == [f"pulled {ref} ({short})"]
+        table = images(data, "ls").stdout
+        assert f"{reg.host}/team/pulled" in table
+        assert images(data, "ls", "-q").stdout.split() == [
+            built.config_digest.removeprefix("sha256:")]
+        missing = images(data, "pull", f"{reg.host}/team/nothing:1", check=False)
+        assert missing.returncode == 1 and missing.stderr.strip()
+    removed = images(data, "rm", f"{reg.host}/team/pulled@{digest}")
+    assert removed.returncode == 0
