@@ -487,3 +487,25 @@ def test_multilayer_overlay(tmp_path: Path, store: ImageStore, as_root: None) ->
         subprocess.run(["umount", str(merged)], check=True)
     store.prune()
     assert not any(p.exists() for p in lowers)
+
+
+@pytest.mark.parametrize("blob", [b"", gzip.compress(b"", mtime=0), b"\0" * 1024])
+def test_empty_layers(store: ImageStore, blob: bytes, as_root: None) -> None:
+    raw = gzip.decompress(blob) if blob[:2] == b"\x1f\x8b" else blob
+    store.put_blob(blob)
+    config = image_config([raw], cmd=["sh"])
+    store.put_blob(config)
+    manifest = json.dumps({"schemaVersion": 2, "config": {
+        "mediaType": OCI_CONFIG, "digest": sha256(config), "size": len(config)},
+        "layers": [{"mediaType": OCI_LAYER, "digest": sha256(blob), "size": len(blob)}]})
+    image = store.add_image(manifest.encode(), names=["empty:1"])
+    [layer] = store.layer_dirs(image)
+    assert os.listdir(layer) == []
+
+
+def test_missing_layer_blob_is_a_clear_error(tmp_path: Path, store: ImageStore) -> None:
+    built = build_image(tmp_path / "img.tar")
+    [image] = store.import_archive(built.path)
+    store.blob_path(image.layers[0]).unlink()
+    with pytest.raises(ImageError, match="not in the store"):
+        store.layer_dirs(image)

@@ -406,6 +406,9 @@ class ImageStore:
         for blob, diff_id, chain_id in zip(image.layers, image.diff_ids,
                                            chain_ids(image.diff_ids), strict=True):
             target = self.layer_dir(chain_id)
+            if not target.is_dir() and not self.blob_path(blob).is_file():
+                raise ImageError(f"layer {blob} of image {image.id} is not in the store "
+                                 "(pruned? pull or import the image again)")
             if not target.is_dir():
                 with _file_lock(target.with_suffix(".lock")):
                     if not target.is_dir():

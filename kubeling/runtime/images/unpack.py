@@ -39,11 +39,22 @@ class _HashingReader:
     def __init__(self, raw: IO[bytes]) -> None:
         self.raw = raw
         self.hash = hashlib.sha256()
+        self.pending = b""
 
     def read(self, size: int = -1) -> bytes:
-        data = self.raw.read(size)
-        self.hash.update(data)
+        head, self.pending = self.pending, b""
+        if head and size >= 0:
+            size -= len(head)
+        data = head + (self.raw.read(size) if size != 0 else b"")
+        self.hash.update(data[len(head):])
         return data
+
+    def empty(self) -> bool:
+        """Whether the stream has no bytes at all (an empty layer)."""
+        if not self.pending:
+            self.pending = self.raw.read(1)
+            self.hash.update(self.pending)
+        return not self.pending
 
     def drain(self) -> None:
         while self.read(CHUNK):
@@ -74,7 +85,7 @@ def unpack_layer(blob: Path, target: Path, *, diff_id: str, tmp_dir: Path) -> in
         with open(blob, "rb") as raw:
             reader = _HashingReader(open_decompressed(raw, f"layer {blob.name}"))
             try:
-                size = _Extractor(tmp).run(reader)
+                size = 0 if reader.empty() else _Extractor(tmp).run(reader)
                 reader.drain()
             except (tarfile.TarError, EOFError, OSError, lzma.LZMAError) as e:
                 if isinstance(e, OSError) and e.errno is not None:
