@@ -56,13 +56,23 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def kernel_capabilities() -> tuple[str, ...]:
-    """Every capability this kernel knows (runc refuses none, but warns on unknown ones)."""
+    """Every capability a container may have here: those this kernel knows and this process
+    may still grant (its bounding set; a runtime inside a restricted container has fewer)."""
     try:
         with open("/proc/sys/kernel/cap_last_cap") as f:
             last = int(f.read())
     except (OSError, ValueError):
         last = len(ALL_CAPABILITIES) - 1
-    return ALL_CAPABILITIES[:last + 1]
+    bounding = (1 << (last + 1)) - 1
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapBnd:"):
+                    bounding = int(line.split()[1], 16)
+    except (OSError, ValueError):
+        pass
+    return tuple(name for bit, name in enumerate(ALL_CAPABILITIES[:last + 1])
+                 if bounding & (1 << bit))
 
 
 def _cap_name(name: str) -> str:

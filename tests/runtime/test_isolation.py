@@ -1,0 +1,231 @@
+"""The OCI runtime's isolation, seen from inside its containers (real runc, CNI, cgroups).
+
+A container sees its own processes (PID 1 is its command), its own root
+filesystem (the image's, not the host's), its pod's hostname and IP; the
+containers of a pod share localhost; pods reach each other by pod IP; the
+securityContext (user, group, read-only root, capabilities, privileged) is
+what the kernel enforces; a container restarted in its sandbox keeps the pod
+IP; and a removed sandbox leaves nothing on the host.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kubeling.runtime.oci.bundle import ALL_CAPABILITIES, DEFAULT_CAPABILITIES
+from kubeling.runtime.oci.cgroups import Cgroups
+from kubeling.runtime.protocol import ContainerState, PodSandboxConfig, Security
+from tests.cluster import require
+from tests.runtime.conftest import IMAGE, RUNTIMES, Harness, eventually
+
+
+@pytest.fixture
+def runtime_name() -> str:
+    """Only the OCI runtime isolates: every test here runs against it alone."""
+    for tool in RUNTIMES["oci"]:
+        require(tool)
+    return "oci"
+
+
+async def exec_out(rt: Harness, cid: str, *argv: str) -> str:
+    result = await rt.runtime.exec_sync(cid, list(argv), timeout=10)
+    assert result.exit_code == 0, (argv, result)
+    return result.stdout.decode()
+
+
+async def add_container(rt: Harness, sid: str, sandbox: PodSandboxConfig, *command: str,
+                        name: str, **kw: object) -> str:
+    config = rt.container_config(sandbox, tuple(command), name=name, **kw)
+    cid = await rt.runtime.create_container(sid, config, sandbox)
+    await rt.runtime.start_container(cid)
+    await rt.wait_state(cid, ContainerState.RUNNING)
+    return cid
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2:][:1] != b"Z"
+
+
+def _caps_mask(names: tuple[str, ...]) -> int:
+    return sum(1 << ALL_CAPABILITIES.index(n) for n in names)
+
+
+async def test_own_processes_rootfs_and_hostname(rt: Harness) -> None:
+    cid, _ = await rt.run("sleep", "300")
+    status = await rt.wait_state(cid, ContainerState.RUNNING)
+    box = await rt.runtime.pod_sandbox_status(status.sandbox_id)
+    ps = await exec_out(rt, cid, "ps", "-o", "pid,args")
+    rows = [line.split(None, 1) for line in ps.splitlines()[1:]]
+    assert [r[1] for r in rows] == ["sleep 300", "ps -o pid,args"], ps
+    assert rows[0][0] == "1", ps
+    assert status.pid != 1  # the host's pid of the container's PID 1
+    missing = await rt.runtime.exec_sync(cid, ["test", "-e", "/etc/debian_version"], timeout=10)
+    assert os.path.exists("/etc/debian_version") and missing.exit_code == 1
+    assert set((await exec_out(rt, cid, "ls", "/")).split()) == {
+        "bin", "dev", "etc", "home", "proc", "root", "sys", "tmp", "usr", "var"}
+    assert (await exec_out(rt, cid, "hostname")).strip() == box.name
+    assert (await exec_out(rt, cid, "cat", "/etc/hostname")).strip() == box.name
+    hosts = await exec_out(rt, cid, "cat", "/etc/hosts")
+    assert f"{box.ip}\t{box.name}" in hosts
+
+
+async def test_pod_ip_on_eth0_and_localhost_between_containers(rt: Harness) -> None:
+    sid, sandbox = await rt.sandbox("duo")
+    await rt.runtime.pull_image(IMAGE)
+    box = await rt.runtime.pod_sandbox_status(sid)
+    assert box.ip.startswith("10.88.")
+    server = await add_container(
+        rt, sid, sandbox, "sh", "-c", "while :; do echo hello-local | nc -l -p 9090; done",
+        name="server")
+    client = await add_container(rt, sid, sandbox, "sleep", "300", name="client")
+    assert f"inet {box.ip}/" in await exec_out(rt, client, "ip", "addr", "show", "eth0")
+    assert f"inet {box.ip}/" in await exec_out(rt, server, "ip", "addr", "show", "eth0")
+
+    async def talk() -> bool:
+        result = await rt.runtime.exec_sync(client, ["nc", "127.0.0.1", "9090"], timeout=5)
+        return b"hello-local" in result.stdout
+
+    await eventually("the server to answer over localhost", talk)
+    # the pod's two containers share the network and UTS namespaces, not their PIDs
+    assert (await exec_out(rt, client, "hostname")) == (await exec_out(rt, server, "hostname"))
+    assert "nc -l" not in await exec_out(rt, client, "ps")
+
+
+async def test_pods_reach_each_other_by_pod_ip(rt: Harness) -> None:
+    server, _ = await rt.run("sh", "-c", "while :; do echo hello-pod | nc -l -p 8080; done",
+                             name="server")
+    client, _ = await rt.run("sleep", "300", name="client")
+    server_box = (await rt.runtime.container_status(server)).sandbox_id
+    client_box = (await rt.runtime.container_status(client)).sandbox_id
+    server_ip = (await rt.runtime.pod_sandbox_status(server_box)).ip
+    client_ip = (await rt.runtime.pod_sandbox_status(client_box)).ip
+    assert server_ip != client_ip
+
+    async def talk() -> bool:
+        result = await rt.runtime.exec_sync(client, ["nc", server_ip, "8080"], timeout=5)
+        return b"hello-pod" in result.stdout
+
+    await eventually("the other pod to answer on its IP", talk)
+
+
+async def test_run_as_user_group_and_supplemental_groups(rt: Harness) -> None:
+    cid, _ = await rt.run("sleep", "300", security=Security(
+        run_as_user=1000, run_as_group=3000, supplemental_groups=(4000,)))
+    await rt.wait_state(cid, ContainerState.RUNNING)
+    out = await exec_out(rt, cid, "id")
+    assert re.search(r"\buid=1000\b", out) and re.search(r"\bgid=3000\b", out), out
+    assert "4000" in out.split("groups=", 1)[1]
+    assert (await exec_out(rt, cid, "sh", "-c", "ps -o user,args | grep 'sleep 300'")
+            ).split()[0] == "1000"
+
+
+async def test_read_only_root_filesystem(rt: Harness) -> None:
+    cid, _ = await rt.run("sleep", "300", security=Security(read_only_rootfs=True))
+    await rt.wait_state(cid, ContainerState.RUNNING)
+    result = await rt.runtime.exec_sync(cid, ["touch", "/newfile"], timeout=10)
+    assert result.exit_code != 0 and b"Read-only file system" in result.stderr
+    writable, _ = await rt.run("sleep", "300", name="writable")
+    await rt.wait_state(writable, ContainerState.RUNNING)
+    assert (await rt.runtime.exec_sync(writable, ["touch", "/newfile"], timeout=10)
+            ).exit_code == 0
+
+
+async def test_capabilities_drop_add_and_privileged(rt: Harness) -> None:
+    bounding = int(next(line for line in Path("/proc/self/status").read_text().splitlines()
+                        if line.startswith("CapBnd:")).split()[1], 16)
+
+    async def effective(cid: str) -> int:
+        status = await exec_out(rt, cid, "grep", "CapEff", "/proc/self/status")
+        return int(status.split()[1], 16)
+
+    default, _ = await rt.run("sleep", "300", name="default")
+    await rt.wait_state(default, ContainerState.RUNNING)
+    assert await effective(default) == _caps_mask(DEFAULT_CAPABILITIES)
+    assert (await rt.runtime.exec_sync(default, ["ping", "-c", "1", "-W", "2", "127.0.0.1"],
+                                       timeout=10)).exit_code == 0
+
+    no_raw, _ = await rt.run("sleep", "300", name="noraw", security=Security(
+        drop_capabilities=("NET_RAW",), add_capabilities=("NET_ADMIN",)))
+    await rt.wait_state(no_raw, ContainerState.RUNNING)
+    caps = await effective(no_raw)
+    assert not caps & _caps_mask(("CAP_NET_RAW",)) and caps & _caps_mask(("CAP_NET_ADMIN",))
+    ping = await rt.runtime.exec_sync(no_raw, ["ping", "-c", "1", "-W", "2", "127.0.0.1"],
+                                      timeout=10)
+    assert ping.exit_code != 0 and b"permission denied" in ping.stderr
+
+    privileged, _ = await rt.run("sleep", "300", name="priv",
+                                 security=Security(privileged=True))
+    await rt.wait_state(privileged, ContainerState.RUNNING)
+    assert await effective(privileged) == bounding  # all this host may give
+    mounts = await exec_out(rt, privileged, "grep", " /sys ", "/proc/self/mounts")
+    assert " rw," in mounts
+
+
+async def test_a_restarted_container_keeps_the_pod_ip(rt: Harness) -> None:
+    sid, sandbox = await rt.sandbox("restarts")
+    await rt.runtime.pull_image(IMAGE)
+    ip = (await rt.runtime.pod_sandbox_status(sid)).ip
+    first = await add_container(rt, sid, sandbox, "sleep", "300", name="app")
+    assert f"inet {ip}/" in await exec_out(rt, first, "ip", "addr")
+    await rt.runtime.stop_container(first, 0)
+    await rt.runtime.remove_container(first)
+    second = await add_container(rt, sid, sandbox, "sleep", "300", name="app", attempt=1)
+    assert (await rt.runtime.pod_sandbox_status(sid)).ip == ip
+    assert f"inet {ip}/" in await exec_out(rt, second, "ip", "addr")
+
+
+async def test_nothing_left_after_the_sandbox_is_removed(rt: Harness) -> None:
+    sid, sandbox = await rt.sandbox("gone")
+    await rt.runtime.pull_image(IMAGE)
+    cid = await add_container(rt, sid, sandbox, "sh", "-c", "sleep 300 & sleep 300",
+                              name="app", mounts=())
+    status = await rt.runtime.container_status(cid)
+    peer = int((await exec_out(rt, cid, "cat", "/sys/class/net/eth0/iflink")).strip())
+    shims = _shim_pids(rt.root)
+    assert shims and all(_alive(p) for p in shims)
+    cg = Cgroups(rt.options.cgroup_parent)
+    pod_cgroup = cg.path("kubepods/besteffort", f"pod{sandbox.uid}")
+    assert cg.exists(pod_cgroup)
+    assert _mounts_under(rt.root)
+    assert any(_link_index(peer) for _ in [0])
+
+    await rt.runtime.remove_pod_sandbox(sid)
+    rt.sandboxes.remove(sid)
+    assert _mounts_under(rt.root) == []
+    assert not any((rt.root / "netns").iterdir()) if (rt.root / "netns").exists() else True
+    assert not _link_index(peer)
+    assert not cg.exists(pod_cgroup)
+    await eventually("the shims to end", lambda: not any(_alive(p) for p in shims), 5)
+    assert not _alive(status.pid)
+    assert not (rt.root / "runc" / sid).exists() and not (rt.root / "runc" / cid).exists()
+    assert await rt.runtime.list_pod_sandboxes() == []
+
+
+def _mounts_under(root: Path) -> list[str]:
+    prefix = os.path.realpath(root) + "/"
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if line.split()[4].startswith(prefix)]
+
+
+def _link_index(index: int) -> bool:
+    out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True)
+    return any(line.startswith(f"{index}:") for line in out.stdout.splitlines())
+
+
+def _shim_pids(root: Path) -> list[int]:
+    import json
+
+    pids = []
+    for started in root.rglob("started.json"):
+        pids.append(int(json.loads(started.read_text())["shim_pid"]))
+    return pids
