@@ -73,7 +73,11 @@ def rows(image: Image) -> list[tuple[str, str]]:
 def run(args: argparse.Namespace) -> int:
     from kubeling.runtime.images.store import ImageStore
 
-    store = ImageStore(store_dir(args))
+    try:
+        store = ImageStore(store_dir(args))
+    except OSError as e:
+        print(f"error: cannot open the image store: {e}", file=sys.stderr)
+        return 1
     command = args.images_command
     if command == "import":
         return _import(store, args.files)
