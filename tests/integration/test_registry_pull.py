@@ -141,6 +141,8 @@ async def test_index_picks_the_platform(registry: Registry, busybox: BuiltImage,
     image = await pull(arm_store, f"{registry.host}/test/multiarch@{index_digest}",
                        platform=("linux", "arm64"))
     assert image.id == arm.config_digest
+    found = arm_store.resolve(f"{registry.host}/test/multiarch@{index_digest}")
+    assert found is not None and found.id == arm.config_digest  # present for IfNotPresent
 
     with pytest.raises(PullError) as err:
         await pull(ImageStore(tmp_path / "s390x"), ref, platform=("linux", "s390x"))

@@ -402,6 +402,7 @@ class _Puller:
     async def run(self) -> Image:
         ref = self.session.ref
         body, digest, doc, media = await self.manifest(ref.reference, ref.digest)
+        index_digest = digest if media in INDEXES else ""
         for _depth in range(3):
             if media not in INDEXES:
                 break
@@ -428,7 +429,8 @@ class _Puller:
         names = [ref.with_tag(ref.tag).name] if ref.tag else []
         try:
             image = await asyncio.to_thread(self.store.add_image, body, names=names,
-                                            digest_repos=[ref.repo])
+                                            digest_repos=[ref.repo],
+                                            index_digest=index_digest)
         except (ImageError, DigestMismatch) as exc:
             raise PullError(f'failed to pull "{self.name}": {exc}') from None
         self.progress(f"{self.name}: pulled image {image.id} ({_human(image.size)})")

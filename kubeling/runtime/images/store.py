@@ -301,10 +301,12 @@ class ImageStore:
     # -- images -----------------------------------------------------------------------------
 
     def add_image(self, manifest: bytes, *, names: Iterable[str] = (),
-                  digest_repos: Iterable[str] = ()) -> Image:
+                  digest_repos: Iterable[str] = (), index_digest: str = "") -> Image:
         """Record the image of ``manifest`` (an OCI or Docker schema 2 image manifest whose
         config and layers are in the store already) under ``names``; each name moves to this
-        image. ``digest_repos`` get ``<repo>@<manifest digest>`` references."""
+        image. ``digest_repos`` get ``<repo>@<manifest digest>`` references, and
+        ``<repo>@<index digest>`` too when it was chosen from a manifest list, so a pull by
+        the list's digest finds it present next time."""
         doc = parse_manifest(manifest)
         config_digest = check_digest(doc["config"]["digest"])
         layer_descs = doc["layers"]
@@ -340,7 +342,8 @@ class ImageStore:
             merged_names = list(old.names) if old else []
             merged_digests = list(old.digests) if old else []
             merged_names += [n for n in norm_names if n not in merged_names]
-            merged_digests += [d for d in (f"{r}@{manifest_digest}" for r in repos)
+            recorded = [manifest_digest, *([index_digest] if index_digest else [])]
+            merged_digests += [d for d in (f"{r}@{m}" for r in repos for m in recorded)
                                if d not in merged_digests]
             images[image.id] = replace(image, names=tuple(merged_names),
                                        digests=tuple(merged_digests),
