@@ -1,8 +1,12 @@
 """Several "nodes" on one machine: network namespaces on a shared test bridge.
 
-A ``Node`` is a network namespace ``kl-<name>`` joined by a veth to the host
-bridge ``kltest0`` (10.200.0.1/24 on the host side), with its own address on
-10.200.0.0/24 and a default route via the host. Agents started inside one
+A ``Node`` is a network namespace ``kl-<name>`` with its own address on
+10.200.0.0/24 and a default route via the host (10.200.0.1, on the host's
+``kltest0``). The nodes and the host meet on a bridge that lives in a "switch"
+namespace of its own (``kl-switch``), not in the host's: with br_netfilter
+loaded, frames bridged in the host namespace would go through the host's
+iptables, where the host's own pods' masquerade rules could rewrite the
+nodes' pod traffic. Agents started inside one
 (``node.popen``) see only their namespace's links, routes and iptables, so
 pod networks and host-gw routes are exercised without touching the host's.
 A component on the host listening on 0.0.0.0 or 10.200.0.1 is reachable from
@@ -26,7 +30,8 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
-HOST_BRIDGE = "kltest0"
+HOST_BRIDGE = "kltest0"  # the host's link to the switch (a veth, despite the name)
+SWITCH = "kl-switch"
 HOST_IP = "10.200.0.1"
 PREFIX = 24
 CLONE_NEWNET = 0x40000000
@@ -46,7 +51,13 @@ def _bridge_up() -> None:
     with _lock:
         _users += 1
         if ip("link", "show", "dev", HOST_BRIDGE, check=False).returncode != 0:
-            ip("link", "add", HOST_BRIDGE, "type", "bridge")
+            ip("netns", "del", SWITCH, check=False)
+            ip("netns", "add", SWITCH)
+            ip("-n", SWITCH, "link", "add", "br0", "type", "bridge")
+            ip("-n", SWITCH, "link", "set", "br0", "up")
+            ip("link", "add", HOST_BRIDGE, "type", "veth", "peer", "name", "uplink",
+               "netns", SWITCH)
+            ip("-n", SWITCH, "link", "set", "uplink", "master", "br0", "up")
             ip("addr", "add", f"{HOST_IP}/{PREFIX}", "dev", HOST_BRIDGE)
             ip("link", "set", HOST_BRIDGE, "up")
 
@@ -57,6 +68,7 @@ def _bridge_down() -> None:
         _users -= 1
         if _users <= 0:
             _users = 0
+            ip("netns", "del", SWITCH, check=False)  # its veths go with it
             ip("link", "del", "dev", HOST_BRIDGE, check=False)
 
 
@@ -85,11 +97,11 @@ class Node:
         _bridge_up()
         self._up = True
         ip("netns", "del", self.netns, check=False)  # a leftover of a killed run
-        ip("link", "del", "dev", self.host_veth, check=False)
+        ip("-n", SWITCH, "link", "del", "dev", self.host_veth, check=False)
         ip("netns", "add", self.netns)
-        ip("link", "add", self.host_veth, "type", "veth", "peer", "name", "eth0",
+        ip("-n", SWITCH, "link", "add", self.host_veth, "type", "veth", "peer", "name", "eth0",
            "netns", self.netns)
-        ip("link", "set", self.host_veth, "master", HOST_BRIDGE, "up")
+        ip("-n", SWITCH, "link", "set", self.host_veth, "master", "br0", "up")
         self.ip_cmd("addr", "add", f"{self.ip}/{PREFIX}", "dev", "eth0")
         self.ip_cmd("link", "set", "eth0", "up")
         self.ip_cmd("link", "set", "lo", "up")
@@ -100,7 +112,7 @@ class Node:
             return
         self._up = False
         ip("netns", "del", self.netns, check=False)
-        ip("link", "del", "dev", self.host_veth, check=False)
+        ip("-n", SWITCH, "link", "del", "dev", self.host_veth, check=False)
         _bridge_down()
 
     @property

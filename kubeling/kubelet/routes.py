@@ -7,6 +7,11 @@ backend assumes), a route per node is all cross-node pod traffic needs:
 keeps those routes in the kernel's main table. It marks its routes with its
 own route protocol number (``proto 75``), so it only ever changes or removes
 routes it made, and after a restart it finds them again by that mark.
+
+Pods see each other's own addresses, as the Kubernetes network model asks:
+the bridge plugin masquerades whatever leaves the node's pod CIDR, so traffic
+from our pods to another node's pod CIDR is exempted first, by ACCEPT rules in
+a chain of ours (``KUBELING-POSTROUTING``) at the top of nat POSTROUTING.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from kubeling.utils.tasks import spawn
 log = logging.getLogger("kubeling.kubelet.routes")
 
 PROTO = 75  # the route protocol id that marks kubeling's routes
+NAT_CHAIN = "KUBELING-POSTROUTING"
+NAT_COMMENT = "kubeling: pod to pod across nodes without NAT"
 RESYNC = 30.0  # the routes are checked at least this often (someone may have removed one)
 
 
@@ -115,6 +122,60 @@ class IpRouteTable:
         await self._ip("route", "del", dst, "proto", self.proto)
 
 
+class NatExemptions(Protocol):
+    """Traffic from our pod CIDR to the other nodes' pod CIDRs is not masqueraded."""
+
+    async def set(self, own: str, others: list[str]) -> None: ...
+
+
+class IptablesExemptions:
+    """The exemptions as ``iptables -t nat`` rules in a chain of ours (IPv4)."""
+
+    async def _ipt(self, *args: str, check: bool = True) -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(
+            "iptables", "-w", "5", "-t", "nat", *args,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await proc.communicate()
+        if check and proc.returncode != 0:
+            raise RouteError(f"iptables -t nat {' '.join(args)}: "
+                             f"{err.decode(errors='replace').strip()}")
+        return proc.returncode or 0, out.decode()
+
+    @staticmethod
+    def rules(own: str, others: list[str]) -> list[list[str]]:
+        return [["-s", own, "-d", other, "-m", "comment", "--comment", NAT_COMMENT,
+                 "-j", "ACCEPT"] for other in others]
+
+    async def set(self, own: str, others: list[str]) -> None:
+        v4 = [c for c in others if ipaddress.ip_network(c).version == 4]
+        if not own or ipaddress.ip_network(own, strict=False).version != 4:
+            v4 = []
+        own_net = str(ipaddress.ip_network(own, strict=False)) if own else ""
+        code, _ = await self._ipt("-S", NAT_CHAIN, check=False)
+        if code != 0:
+            if not v4:
+                return
+            await self._ipt("-N", NAT_CHAIN)
+        code, _ = await self._ipt("-C", "POSTROUTING", "-j", NAT_CHAIN, check=False)
+        if code != 0:
+            await self._ipt("-I", "POSTROUTING", "1", "-j", NAT_CHAIN)
+        _, listing = await self._ipt("-S", NAT_CHAIN)
+        have = [line.split()[2:] for line in listing.splitlines()
+                if line.startswith(f"-A {NAT_CHAIN} ")]
+        want = self.rules(own_net, sorted(v4))
+        if [_normal(r) for r in have] == [_normal(r) for r in want]:
+            return
+        await self._ipt("-F", NAT_CHAIN)
+        for rule in want:
+            await self._ipt("-A", NAT_CHAIN, *rule)
+        log.info("pod traffic to %s not masqueraded", ", ".join(sorted(v4)) or "no other node")
+
+
+def _normal(rule: list[str]) -> list[str]:
+    """A rule's words, as ``iptables -S`` prints them split on spaces (comments unquoted)."""
+    return " ".join(w.strip('"') for w in rule).split()
+
+
 class Routes:
     """Keeps a host-gw route to every other node's pods. ``start()`` watches the Nodes
     (an informer of all of them) and syncs on every change of a pod CIDR or address, and
@@ -122,10 +183,11 @@ class Routes:
     the agent restarts)."""
 
     def __init__(self, ctx: KubeletContext, *, table: RouteTable | None = None,
-                 resync: float = RESYNC) -> None:
+                 nat: NatExemptions | None = None, resync: float = RESYNC) -> None:
         self.ctx = ctx
         self.node_name = ctx.options.node_name
         self.table: RouteTable = table or IpRouteTable()
+        self.nat: NatExemptions = nat or IptablesExemptions()
         self.resync = resync
         self.nodes = ctx.informers.informer(("", "nodes"))
         self._dirty = asyncio.Event()
@@ -164,10 +226,18 @@ class Routes:
 
     async def sync(self) -> None:
         """Make our routes what the Nodes say: add or fix the missing and changed ones,
-        remove ours that no node asks for. One failed route does not stop the others."""
-        want = desired_routes(self.nodes.list(), self.node_name, self.ctx.node_ip)
+        remove ours that no node asks for; exempt pod-to-pod traffic from the masquerade.
+        One failed route does not stop the others."""
+        nodes = self.nodes.list()
+        want = desired_routes(nodes, self.node_name, self.ctx.node_ip)
         have = await self.table.list()
         failed: list[str] = []
+        own = next((str((n.get("spec") or {}).get("podCIDR") or "") for n in nodes
+                    if n["metadata"]["name"] == self.node_name), "")
+        try:
+            await self.nat.set(own, sorted(want))
+        except RouteError as exc:
+            failed.append(str(exc))
         for dst, via in sorted(want.items()):
             if have.get(dst) == via:
                 continue

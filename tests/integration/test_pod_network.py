@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from kubeling.kubelet.routes import IpRouteTable, RouteError
+from kubeling.kubelet.routes import NAT_CHAIN, IpRouteTable, IptablesExemptions, RouteError
 from kubeling.runtime.network import PodNetwork
 from kubeling.runtime.network import netns as netnsmod
 from kubeling.runtime.protocol import PodSandboxConfig, PortMapping
-from tests.cluster import require
+from tests.cluster import require, wait_for
 from tests.netns import Node
 
 pytestmark = [pytest.mark.root,
@@ -176,7 +176,9 @@ async def test_teardown_after_the_netns_is_gone_still_frees_the_address(
         assert not Path(ns).exists()
         await net.teardown("sandbox-gone", ns, pod("gone"))
         await net.teardown("sandbox-gone", ns, pod("gone"))  # idempotent
-        assert reservations(net) == [] and bridge_ports() == []
+        assert reservations(net) == []
+        # The kernel frees a namespace (and the veth in it) a moment after its last user.
+        wait_for("the veth to go with its namespace", lambda: bridge_ports() == [])
 
 
 def test_netns_files_are_idempotent(tmp_path: Path) -> None:
@@ -216,3 +218,48 @@ async def test_route_table_changes_only_its_own_routes(node: Node) -> None:
             await table.replace("10.42.53.0/24", "10.99.99.99")  # no such neighbour
         assert await table.list() == {"10.42.52.0/24": "10.200.0.1"}
         assert "10.42.50.0/24 via 10.200.0.1" in sh("ip", "route").stdout
+
+
+async def test_pod_to_pod_traffic_is_exempt_from_the_masquerade(node: Node) -> None:
+    nat = IptablesExemptions()
+    with node.entered():
+        await nat.set("10.42.0.0/24", [])  # nothing to exempt: no chain made
+        assert NAT_CHAIN not in sh("iptables-save", "-t", "nat").stdout
+        await nat.set("10.42.0.0/24", ["10.42.2.0/24", "10.42.1.0/24", "fd00::/64"])
+        await nat.set("10.42.0.0/24", ["10.42.1.0/24", "10.42.2.0/24"])  # unchanged
+        rules = sh("iptables", "-t", "nat", "-S").stdout.splitlines()
+        jumps = [r for r in rules if r.startswith("-A POSTROUTING")]
+        assert jumps[0] == f"-A POSTROUTING -j {NAT_CHAIN}" and len(jumps) == 1
+        mine = [r.split(" -m comment")[0] for r in rules if r.startswith(f"-A {NAT_CHAIN}")]
+        assert mine == [f"-A {NAT_CHAIN} -s 10.42.0.0/24 -d 10.42.1.0/24",
+                        f"-A {NAT_CHAIN} -s 10.42.0.0/24 -d 10.42.2.0/24"]
+        await nat.set("10.42.0.0/24", ["10.42.2.0/24"])
+        mine = [r for r in sh("iptables", "-t", "nat", "-S", NAT_CHAIN).stdout.splitlines()
+                if r.startswith("-A")]
+        assert len(mine) == 1 and "-d 10.42.2.0/24" in mine[0]
+
+
+async def test_a_bridge_left_with_another_cidr_is_made_again(tmp_path: Path,
+                                                             node: Node) -> None:
+    with node.entered():
+        old = PodNetwork(state_dir=tmp_path / "old", conf_dir=tmp_path / "old.d",
+                         bin_dirs=[CNI_BIN], netns_dir=tmp_path / "netns", bridge=BRIDGE)
+        old.configure("10.244.8.0/24")
+        ns = old.create_netns("sandbox-old")
+        await old.setup("sandbox-old", ns, pod("old"))
+        # Another CIDR while a pod still uses the bridge: left alone (that pod keeps working).
+        new = PodNetwork(state_dir=tmp_path / "new", conf_dir=tmp_path / "new.d",
+                         bin_dirs=[CNI_BIN], netns_dir=tmp_path / "netns", bridge=BRIDGE)
+        new.configure("10.244.9.0/24")
+        assert "10.244.8.1/24" in sh("ip", "-br", "addr", "show", BRIDGE).stdout
+        await old.teardown("sandbox-old", ns, pod("old"))
+        old.remove_netns(ns)
+        wait_for("the old pod's veth to go", lambda: bridge_ports() == [])
+        new.configure("10.244.9.0/24")  # the bridge is idle now: deleted, made again
+        ns = new.create_netns("sandbox-new")
+        status = await new.setup("sandbox-new", ns, pod("new"))
+        assert status.ip.startswith("10.244.9.") and status.gateway == "10.244.9.1"
+        addrs = sh("ip", "-br", "addr", "show", BRIDGE).stdout
+        assert "10.244.9.1/24" in addrs and "10.244.8.1" not in addrs
+        await new.teardown("sandbox-new", ns, pod("new"))
+        new.remove_netns(ns)

@@ -82,11 +82,20 @@ class FakeTable:
         del self.routes[dst]
 
 
-def routes(tmp_path: Path, table: FakeTable) -> tuple[Routes, FakeNodes]:
+class FakeNat:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, list[str]]] = []
+
+    async def set(self, own: str, others: list[str]) -> None:
+        self.calls.append((own, others))
+
+
+def routes(tmp_path: Path, table: FakeTable, nat: FakeNat | None = None
+           ) -> tuple[Routes, FakeNodes]:
     ctx, _, _ = fake_context(tmp_path, FakeClock())  # node "n1", node_ip 192.168.1.2
     nodes = FakeNodes()
     ctx.informers = FakeInformers(nodes)  # type: ignore[assignment]
-    return Routes(ctx, table=table, resync=3600), nodes
+    return Routes(ctx, table=table, nat=nat or FakeNat(), resync=3600), nodes
 
 
 def test_desired_routes_other_nodes_with_cidr_and_internal_ip() -> None:
@@ -104,11 +113,14 @@ def test_desired_routes_other_nodes_with_cidr_and_internal_ip() -> None:
 async def test_sync_adds_fixes_and_removes_only_ours(tmp_path: Path) -> None:
     table = FakeTable({"10.42.9.0/24": "192.168.1.99",  # a node that is gone
                        "10.42.2.0/24": "192.168.1.50"})  # a node whose address changed
-    r, nodes = routes(tmp_path, table)
+    nat = FakeNat()
+    r, nodes = routes(tmp_path, table, nat)
     nodes.items = {n["metadata"]["name"]: n for n in (
         node("n1", "10.42.0.0/24", "192.168.1.2"), node("n2", "10.42.1.0/24", "192.168.1.3"),
         node("n3", "10.42.2.0/24", "192.168.1.4"))}
     await r.sync()
+    # Our pods' traffic to the other nodes' pods keeps its source address.
+    assert nat.calls == [("10.42.0.0/24", ["10.42.1.0/24", "10.42.2.0/24"])]
     assert table.ops == [("replace", "10.42.1.0/24", "192.168.1.3"),
                          ("replace", "10.42.2.0/24", "192.168.1.4"),
                          ("delete", "10.42.9.0/24")]

@@ -71,7 +71,9 @@ class PodNetwork:
         if conflist.write(self.our_file, doc):
             log.info("CNI: wrote %s for the pod CIDR %s (bridge %s)", self.our_file, cidr,
                      self.bridge)
-            bridgelink.reset_if_stale(self.bridge, cidr)
+        # A bridge left with another CIDR's gateway (the node's CIDR changed, or another
+        # agent used the name) would refuse every pod: made again when no pod is on it.
+        bridgelink.reset_if_stale(self.bridge, cidr)
 
     def ready(self) -> str | None:
         """None when the node's network can be set up, else why not."""
