@@ -261,5 +261,9 @@ async def test_a_bridge_left_with_another_cidr_is_made_again(tmp_path: Path,
         assert status.ip.startswith("10.244.9.") and status.gateway == "10.244.9.1"
         addrs = sh("ip", "-br", "addr", "show", BRIDGE).stdout
         assert "10.244.9.1/24" in addrs and "10.244.8.1" not in addrs
+        assert not new.remove_bridge()  # a pod is on it
         await new.teardown("sandbox-new", ns, pod("new"))
         new.remove_netns(ns)
+        wait_for("the new pod's veth to go", lambda: bridge_ports() == [])
+        assert new.remove_bridge()
+        assert sh("ip", "link", "show", BRIDGE).returncode != 0

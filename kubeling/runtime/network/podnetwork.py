@@ -189,6 +189,13 @@ class PodNetwork:
         ports = port_mapping_config(config.port_mappings)
         return {"portMappings": ports} if ports else {}
 
+    def remove_bridge(self) -> bool:
+        """Delete our bridge if no pod is attached to it (a node leaving, a test's end);
+        True if it was deleted. The next setup makes it again."""
+        if bridgelink.ports(self.bridge):
+            return False
+        return bridgelink.delete(self.bridge)
+
     def sandboxes(self) -> list[str]:
         """The sandboxes with a network set up (from the cache)."""
         return self.cache.ids()
