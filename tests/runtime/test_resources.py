@@ -5,7 +5,8 @@ and then the pod are removed.
 
 The container's cgroup is where the runtime puts it: ``Cgroups(<runtime's parent>).path(
 <sandbox's cgroup_parent>, <container id>)``. Each pod gets a parent of its own so that
-parallel runs never share a cgroup.
+parallel runs never share a cgroup. Pods use the host's network: cgroups do not depend on
+the pod network, which has its own tests.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def cgroups(rt: Harness) -> Cgroups:
 async def pod(rt: Harness, name: str) -> tuple[str, PodSandboxConfig, str]:
     """A sandbox under a cgroup parent of its own; its id, config and pod cgroup path."""
     parent = f"kubepods/burstable/pod{uuid.uuid4().hex}"
-    config = rt.sandbox_config(name, cgroup_parent=parent)
+    config = rt.sandbox_config(name, cgroup_parent=parent, host_network=True)
     sid = await rt.runtime.run_pod_sandbox(config)
     rt.sandboxes.append(sid)
     await rt.runtime.pull_image(IMAGE)
