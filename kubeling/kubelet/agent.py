@@ -29,6 +29,7 @@ from kubeling.kubelet.mirror import MirrorPods
 from kubeling.kubelet.podcidr import PodCidr
 from kubeling.kubelet.podworkers import PodWorkers
 from kubeling.kubelet.probes import ProbeManager
+from kubeling.kubelet.routes import Routes
 from kubeling.kubelet.server import KubeletServer
 from kubeling.kubelet.staticpods import StaticPodSource
 from kubeling.kubelet.stats import StatsProvider
@@ -165,7 +166,7 @@ class Agent:
                         POD_CIDR_WAIT)
         workers = self._parts["workers"]
         await workers.adopt()
-        for name in ("status", "volumes", "probes", "stats", "workers", "imagegc"):
+        for name in ("status", "volumes", "probes", "stats", "workers", "imagegc", "routes"):
             part = self._parts.get(name)
             if part is not None:
                 part.start()
@@ -185,6 +186,8 @@ class Agent:
         stats = StatsProvider(ctx)
         self._parts.update(status=status, volumes=volumes, probes=probes, workers=workers,
                            stats=stats, podcidr=PodCidr(ctx), imagegc=ImageGC(ctx))
+        if ctx.options.runtime == "oci":
+            self._parts["routes"] = Routes(ctx)
 
     def _wake(self, uid: str) -> None:
         workers = self._parts.get("workers")
@@ -265,7 +268,7 @@ class Agent:
         await tasks.stop(*self._tasks)
         self._tasks.clear()
         for name in ("static", "workers", "probes", "volumes", "stats", "status", "heartbeat",
-                     "podcidr", "imagegc", "server", "health"):
+                     "podcidr", "imagegc", "routes", "server", "health"):
             part = self._parts.get(name)
             if part is None:
                 continue
