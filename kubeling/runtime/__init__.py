@@ -41,6 +41,7 @@ class RuntimeOptions:
     # the runtime writes its own there when the directory has none) and where plugins are.
     cni_conf_dir: Path | None = None  # root_dir/cni/net.d if None
     cni_bin_dirs: tuple[Path, ...] = DEFAULT_CNI_BIN_DIRS
+    cni_bridge: str = "kubeling0"  # the node's pod bridge (one per network namespace)
 
 
 def open_runtime(name: str, options: RuntimeOptions) -> Runtime:
