@@ -76,7 +76,7 @@ def leftovers(root: Path, cgroup_parent: str, bridge: str = "kubeling0") -> dict
     left = {
         "mounts": mounts_under(root),
         "netns": sorted(os.listdir(netns_dir)) if netns_dir.is_dir() else [],
-        "cgroups": [d for d in cgroup_dirs(cgroup_parent) if "/kubepods" in d],
+        "cgroups": [d for d in cgroup_dirs(cgroup_parent) if "/pod" in d],  # pods, not QoS
         "processes": processes_under(root),
         "veths": veths(bridge),
     }
