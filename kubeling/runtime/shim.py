@@ -29,6 +29,13 @@ client sends ``i`` (stdin bytes), ``c`` (close stdin) and ``r`` (resize,
 ``"<cols> <rows>"``), and the shim sends ``o``/``e`` (stdout/stderr) and ``x``
 (the exit code, when the container ends).
 
+In OCI mode (the spec has ``oci``: runc binary, state root, bundle, id) the
+shim does not start the process itself: it runs ``runc create`` with the
+container's stdio as runc's own (or, with a TTY, receives the terminal's
+master from runc over a console socket), then ``runc start``. runc exits and
+the container's init, reparented to the shim, is the process it waits for;
+a failed create or start is the container's ``StartError`` with runc's message.
+
 Run as ``python shim.py <container dir> <ready fd>``; the spec is
 ``<container dir>/shim.json`` as the runtime wrote it.
 """

@@ -7,15 +7,17 @@ tool skips, or fails under CI=true). Container commands use only what a busybox 
 
 The OCI runtime needs root, an image and a pod network: its store gets the busybox image
 (built once per session from busybox-static, tests/imagebuild.py) before each test, and its
-network a pod CIDR of its own per test worker (10.88.<n>.0/24 on the shared bridge).
+network a bridge and pod CIDR of this pytest process's own (10.88.<n>.0/24 on klrt<n>).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import subprocess
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -184,11 +186,29 @@ def make_options(root: Path) -> RuntimeOptions:
                           log_max_files=LOG_MAX_FILES)
 
 
+@dataclass(frozen=True)
+class PodNet:
+    bridge: str
+    cidr: str
+
+
+def pod_net() -> PodNet:
+    """A bridge and a /24 of this test process's own: pytest processes running at once
+    (xdist workers, or suites run side by side) never share a bridge, and none takes the
+    agent's default bridge, whose CIDR the e2e clusters own."""
+    n = os.getpid() % 250
+    return PodNet(bridge=f"klrt{n}", cidr=f"10.88.{n}.0/24")
+
+
 def pod_cidr() -> str:
-    """A /24 per pytest-xdist worker (gw0 → 10.88.1.0/24), 10.88.0.0/24 without xdist."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    n = int(worker[2:]) + 1 if worker.startswith("gw") and worker[2:].isdigit() else 0
-    return f"10.88.{n % 250}.0/24"
+    return pod_net().cidr
+
+
+@pytest.fixture(scope="session")
+def network_bridge() -> Iterator[PodNet]:
+    net = pod_net()
+    yield net
+    subprocess.run(["ip", "link", "del", "dev", net.bridge], capture_output=True, check=False)
 
 
 @pytest.fixture(scope="session")
@@ -208,10 +228,18 @@ async def prepare(name: str, options: RuntimeOptions, runtime: Runtime,
     if os.geteuid() != 0:
         pytest.skip("the OCI runtime needs root")
     from kubeling.runtime.images import ImageStore
+    from kubeling.runtime.network import conflist
 
     image: Path = request.getfixturevalue("busybox_image")
     ImageStore(options.images_dir or options.root_dir / "images").import_archive(image)
-    await runtime.update_runtime_config(pod_cidr())
+    # The test network, as a user's CNI configuration sorting before the runtime's own.
+    net: PodNet = request.getfixturevalue("network_bridge")
+    conf_dir = options.cni_conf_dir or options.root_dir / "cni" / "net.d"
+    conf_dir.mkdir(parents=True, exist_ok=True)
+    doc = conflist.kubeling_conflist(net.cidr, bridge=net.bridge,
+                                     ipam_dir=options.root_dir / "net" / "ipam")
+    (conf_dir / "05-tests.conflist").write_text(json.dumps(doc))
+    await runtime.update_runtime_config(net.cidr)
 
 
 @pytest.fixture

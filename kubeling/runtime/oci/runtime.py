@@ -19,18 +19,22 @@ import os
 import secrets
 import shutil
 import signal
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
-from kubeling.runtime import RuntimeOptions, shim
+from kubeling.runtime import RuntimeOptions
 from kubeling.runtime.images import Image, ImageStore
 from kubeling.runtime.network import PodNetwork
-from kubeling.runtime.oci import bundle, execs, rootfs, sandbox, users
+from kubeling.runtime.oci import bundle, execs, rootfs, sandbox, shims, users
 from kubeling.runtime.oci.cgroups import Cgroups
-from kubeling.runtime.oci.records import ContainerRecord, SandboxRecord, write_json
+from kubeling.runtime.oci.records import (
+    ContainerRecord,
+    SandboxRecord,
+    pid_alive,
+    read_json,
+    write_json,
+)
 from kubeling.runtime.oci.runc import Runc, find_binary
 from kubeling.runtime.oci.sandboxes import SandboxOps
 from kubeling.runtime.process.sessions import AttachSession
@@ -47,8 +51,6 @@ from kubeling.runtime.protocol import (
     StreamSession,
     merge_argv,
 )
-
-START_TIMEOUT = 30.0
 
 __all__ = ["OciRuntime"]
 
@@ -149,7 +151,6 @@ class OciRuntime(SandboxOps):
                       box: SandboxRecord, pause: int, image_user: str) -> None:
         security = config.security
         user = users.resolve(record.rootfs, image_user, security)
-        _make_cwd(record.rootfs, record.cwd, config)
         mounts = bundle.system_mounts(security.privileged) + bundle.pod_mounts(
             sandbox.etc_files(box.dir), config.mounts)
         document = bundle.spec(
@@ -183,31 +184,7 @@ class OciRuntime(SandboxOps):
             "log_path": log_path, "log_max_bytes": self.options.log_max_bytes,
             "log_max_files": self.options.log_max_files, "stdin": stdin,
             "stdin_once": stdin_once, "tty": tty})
-        ready_r, ready_w = os.pipe()
-        log = os.open(directory / "shim.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-E", "-s", "-S", shim.__file__, str(directory),
-                str(ready_w), stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
-                pass_fds=(ready_w,), start_new_session=True, cwd=str(directory))
-        except OSError as err:
-            os.close(ready_r)
-            raise RuntimeFailure("RunContainerError", f"cannot start the shim: {err}") from err
-        finally:
-            os.close(ready_w)
-            os.close(log)
-        try:
-            await proc.wait()
-            line = await asyncio.wait_for(_read_line(ready_r), START_TIMEOUT)
-        except TimeoutError as err:
-            raise RuntimeFailure("RunContainerError",
-                                 "the container's shim did not report a start") from err
-        finally:
-            os.close(ready_r)
-        if not line:
-            tail = (directory / "shim.log").read_text(errors="replace")[-2000:]
-            raise RuntimeFailure("RunContainerError", f"the container's shim failed: {tail}")
-        return line
+        return await shims.launch(directory)
 
     async def stop_container(self, container_id: str, timeout: float) -> None:
         record = self._containers.get(container_id)
@@ -219,21 +196,21 @@ class OciRuntime(SandboxOps):
             await self._stop(record.dir, record.id, timeout, record.stop_signal or "TERM")
 
     async def _stop(self, directory: Path, runc_id: str, timeout: float, sig: str) -> None:
-        started = _read(directory / "started.json")
+        started = read_json(directory / "started.json")
         if started is None or (directory / "exit.json").exists():
             return
         shim_pid = int(started.get("shim_pid", 0))
         if timeout > 0:
             await self.runc.kill(runc_id, sig)
-            if await _wait_exit(directory, timeout):
+            if await shims.wait_exit(directory, timeout):
                 return
         for _ in range(100):
             await self.runc.kill(runc_id, "KILL", all_processes=True)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(started["pid"]), signal.SIGKILL)
-            if await _wait_exit(directory, 0.1):
+            if await shims.wait_exit(directory, 0.1):
                 return
-            if not _alive(shim_pid) and not _alive(int(started["pid"])):
+            if not pid_alive(shim_pid) and not pid_alive(int(started["pid"])):
                 break
         if not (directory / "exit.json").exists():
             write_json(directory / "exit.json", {
@@ -397,66 +374,3 @@ class OciRuntime(SandboxOps):
 def _info(image: Image) -> ImageInfo:
     return ImageInfo(id=image.id, repo_tags=tuple(image.names),
                      repo_digests=tuple(image.digests), size=image.size)
-
-
-def _make_cwd(root: Path, cwd: str, config: ContainerConfig) -> None:
-    """The working directory exists in the container: in its rootfs, or in the host path of
-    the mount it is under."""
-    for mount in sorted(config.mounts, key=lambda m: -len(m.container_path)):
-        target = mount.container_path.rstrip("/")
-        if cwd == target or cwd.startswith(target + "/"):
-            if os.path.isdir(mount.host_path):
-                with contextlib.suppress(OSError):
-                    os.makedirs(mount.host_path + cwd[len(target):], exist_ok=True)
-            return
-    path = Path(os.path.normpath(str(root) + "/" + cwd.lstrip("/")))
-    if not str(path).startswith(str(root)):
-        raise RuntimeFailure("CreateContainerError", f"bad working directory {cwd!r}")
-    if not path.is_dir() and not path.is_symlink():
-        path.mkdir(parents=True, exist_ok=True)
-
-
-def _read(path: Path) -> dict[str, Any] | None:
-    from kubeling.runtime.oci.records import read_json
-
-    return read_json(path)
-
-
-def _alive(pid: int) -> bool:
-    from kubeling.runtime.oci.records import pid_alive
-
-    return pid_alive(pid)
-
-
-async def _wait_exit(directory: Path, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    delay = 0.01
-    while True:
-        if (directory / "exit.json").exists():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-        delay = min(delay * 2, 0.1)
-
-
-async def _read_line(fd: int) -> bytes:
-    loop = asyncio.get_running_loop()
-    os.set_blocking(fd, False)
-    data = b""
-    while not data.endswith(b"\n"):
-        ready = loop.create_future()
-        loop.add_reader(fd, ready.set_result, None)
-        try:
-            await ready
-        finally:
-            loop.remove_reader(fd)
-        try:
-            chunk = os.read(fd, 64)
-        except BlockingIOError:
-            continue
-        if not chunk:
-            break
-        data += chunk
-    return data
-
