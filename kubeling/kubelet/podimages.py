@@ -85,7 +85,9 @@ class ImagePuller:
             ctx.recorder.event(pod, WARNING, "Failed",
                                f"Failed to pull image \"{image}\": {exc.message}")
             ctx.recorder.event(pod, WARNING, "Failed", "Error: ErrImagePull")
-            raise StartError("ErrImagePull", exc.message, retry_in=delay) from exc
+            # Look again halfway through the back-off, as the kubelet's own syncs do: the
+            # waiting reason then turns to ImagePullBackOff until the next attempt.
+            raise StartError("ErrImagePull", exc.message, retry_in=delay / 2) from exc
         self._failed_at.pop(key, None)
         took = go_seconds(ctx.clock.monotonic() - start)
         info = await ctx.runtime.image_status(image)
