@@ -10,18 +10,21 @@ IP; and a removed sandbox leaves nothing on the host.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from kubeling.runtime import open_runtime
 from kubeling.runtime.oci.bundle import ALL_CAPABILITIES, DEFAULT_CAPABILITIES
 from kubeling.runtime.oci.cgroups import Cgroups
-from kubeling.runtime.protocol import ContainerState, PodSandboxConfig, Security
+from kubeling.runtime.protocol import ContainerState, PodSandboxConfig, RuntimeFailure, Security
 from tests.cluster import require
-from tests.runtime.conftest import IMAGE, RUNTIMES, Harness, eventually
+from tests.runtime.conftest import IMAGE, RUNTIMES, Harness, eventually, log_bytes
 
 
 @pytest.fixture
@@ -217,6 +220,16 @@ def _mounts_under(root: Path) -> list[str]:
         return [line.split()[4] for line in f if line.split()[4].startswith(prefix)]
 
 
+def _host_links() -> str:
+    return subprocess.run(["ip", "-o", "link"], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def _names(links: str) -> set[str]:
+    names = {line.split(":")[1].strip().split("@")[0] for line in links.splitlines()}
+    return {n for n in names if not n.startswith("veth")}
+
+
 def _link_index(index: int) -> bool:
     out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True)
     return any(line.startswith(f"{index}:") for line in out.stdout.splitlines())
@@ -229,3 +242,80 @@ def _shim_pids(root: Path) -> list[int]:
     for started in root.rglob("started.json"):
         pids.append(int(json.loads(started.read_text())["shim_pid"]))
     return pids
+
+
+async def test_host_network_pod(rt: Harness) -> None:
+    config = rt.sandbox_config("hostnet", host_network=True)
+    sid = await rt.runtime.run_pod_sandbox(config)
+    rt.sandboxes.append(sid)
+    await rt.runtime.pull_image(IMAGE)
+    assert (await rt.runtime.pod_sandbox_status(sid)).ip == rt.options.node_ip
+    cid = await add_container(rt, sid, config, "sleep", "300", name="app")
+    links = await exec_out(rt, cid, "ip", "-o", "link")
+    assert _names(links) == _names(_host_links())  # the host's interfaces (pods' veths aside)
+    assert (await exec_out(rt, cid, "hostname")).strip() == socket.gethostname()
+    assert (await exec_out(rt, cid, "ps", "-o", "pid,args")).splitlines()[1].split()[0] == "1"
+    await rt.runtime.remove_pod_sandbox(sid)
+    rt.sandboxes.remove(sid)
+    assert _mounts_under(rt.root) == []
+
+
+async def test_dns_settings_in_resolv_conf(rt: Harness) -> None:
+    config = rt.sandbox_config("dns", dns_servers=("10.43.0.10",),
+                               dns_searches=("default.svc.cluster.local", "svc.cluster.local"),
+                               dns_options=("ndots:5",))
+    sid = await rt.runtime.run_pod_sandbox(config)
+    rt.sandboxes.append(sid)
+    await rt.runtime.pull_image(IMAGE)
+    cid = await add_container(rt, sid, config, "sleep", "300", name="app")
+    assert (await exec_out(rt, cid, "cat", "/etc/resolv.conf")).splitlines() == [
+        "nameserver 10.43.0.10", "search default.svc.cluster.local svc.cluster.local",
+        "options ndots:5"]
+
+
+async def test_the_image_config_fills_what_the_pod_leaves_out(rt: Harness,
+                                                              tmp_path: Path) -> None:
+    from kubeling.runtime.images import ImageStore
+    from tests.imagebuild import build_image
+
+    built = build_image(tmp_path / "app.tar", name="app:1", entrypoint=["sh", "-c"],
+                        cmd=['echo "$GREETING from $(pwd) as $(id -un)"; sleep 300'],
+                        env=["PATH=/bin", "GREETING=hello", "KEEP=image"], workdir="/srv",
+                        user="nobody")
+    ImageStore(rt.root / "images").import_archive(built.path)
+    assert await rt.runtime.pull_image("app:1") == built.config_digest
+    sid, sandbox = await rt.sandbox("imagecfg")
+    config = rt.container_config(sandbox, (), name="app")
+    config = dataclasses.replace(config, image="app:1", env=(("GREETING", "bonjour"),))
+    cid = await rt.runtime.create_container(sid, config, sandbox)
+    await rt.runtime.start_container(cid)
+    await eventually("the entrypoint's output",
+                     lambda: b"bonjour from /srv as nobody" in log_bytes(config.log_path))
+    env = dict(line.split("=", 1) for line in (await exec_out(rt, cid, "env")).split())
+    assert (env["GREETING"], env["KEEP"], env["PATH"]) == ("bonjour", "image", "/bin")
+    # the pod's args replace the image's cmd, its command the entrypoint (and the cmd)
+    args = dataclasses.replace(config, name="args", args=("echo args-only; sleep 300",),
+                               log_path=config.log_path + ".args")
+    second = await rt.runtime.create_container(sid, args, sandbox)
+    await rt.runtime.start_container(second)
+    await eventually("the args' output", lambda: b"args-only" in log_bytes(args.log_path))
+    missing = rt.container_config(sandbox, ("true",), name="missing")
+    missing = dataclasses.replace(missing, image="no-such-image:1")
+    with pytest.raises(RuntimeFailure) as failure:
+        await rt.runtime.create_container(sid, missing, sandbox)
+    assert failure.value.reason == "CreateContainerError"
+    assert 'image "no-such-image:1" not found' in failure.value.message
+
+
+async def test_a_new_runtime_adopts_the_sandbox_and_runs_more_containers(
+        rt: Harness) -> None:
+    sid, sandbox = await rt.sandbox("adopted")
+    await rt.runtime.pull_image(IMAGE)
+    first = await add_container(rt, sid, sandbox, "sleep", "300", name="first")
+    box = await rt.runtime.pod_sandbox_status(sid)
+    await rt.runtime.close()
+    rt.runtime = open_runtime("oci", rt.options)
+    assert await rt.runtime.pod_sandbox_status(sid) == box
+    second = await add_container(rt, sid, sandbox, "sleep", "300", name="second")
+    assert f"inet {box.ip}/" in await exec_out(rt, second, "ip", "addr")
+    assert (await exec_out(rt, first, "hostname")) == (await exec_out(rt, second, "hostname"))
