@@ -237,3 +237,50 @@ def test_images_are_pulled_from_a_registry_and_missing_ones_back_off(
         wait_for("ErrImagePull", lambda: waiting() == "ErrImagePull", timeout=30)
         wait_for("ImagePullBackOff", lambda: waiting() == "ImagePullBackOff", timeout=30)
         assert "ImagePullBackOff" in oci.kubectl("get", "pod", "missing").stdout
+
+
+def test_a_restarted_agent_finds_its_containers_and_sandboxes_again(tmp_path: Path) -> None:
+    import psutil
+
+    parent = f"{CGROUP_PARENT}-restart"
+    data = tmp_path / "data"
+    (data / "agent" / "images-import").mkdir(parents=True)
+    build_image(data / "agent" / "images-import" / "busybox.tar", name=IMAGE)
+    c = Cluster(data, free_port(), agent=True, runtime="oci")
+    c.start("--cgroup-parent", parent)
+    try:
+        wait_for("the node Ready with a pod CIDR", lambda: _node_ready(c), timeout=60)
+        apply(c, pod("survivor", ctr("c", "sleep", "7200")))
+        before = running(c, "survivor")
+        status = before["status"]["containerStatuses"][0]
+
+        def sleepers() -> list[int]:
+            return [p.pid for p in psutil.process_iter(["cmdline"])
+                    if (p.info["cmdline"] or [])[-2:] == ["sleep", "7200"]]
+
+        pids = wait_for("the container's process", sleepers, timeout=10)
+        c.kill()  # SIGKILL: the agent gets no chance to clean up
+        assert sleepers() == pids, "the container must outlive its agent"
+        c.start("--cgroup-parent", parent)
+        wait_for("the restarted agent ready", lambda: c.log_path.read_text(
+            errors="replace").count(f"node agent {AGENT_NODE} ready") >= 2, timeout=60)
+        after = running(c, "survivor")
+        again = after["status"]["containerStatuses"][0]
+        assert (again["containerID"], again["restartCount"]) == (status["containerID"], 0)
+        assert after["status"]["podIP"] == before["status"]["podIP"]
+        assert exec_(c, "survivor", "hostname").strip() == "survivor"
+        psutil.Process(pids[0]).kill()  # type: ignore[index]
+
+        def restarted() -> dict | None:  # type: ignore[type-arg]
+            p = pod_json(c, "survivor")
+            cs = (p["status"].get("containerStatuses") or [{}])[0]
+            return p if cs.get("restartCount") == 1 and "running" in cs["state"] else None
+
+        third = wait_for("the adopted container's restart", restarted, timeout=30)
+        assert third["status"]["podIP"] == before["status"]["podIP"]  # type: ignore[index]
+        c.kubectl("delete", "pod", "survivor", "--wait=true", timeout=60)
+        wait_for("nothing left of the deleted pod",
+                 lambda: not leftovers(data / "agent", parent), timeout=30)
+    finally:
+        c.stop()
+        sweep(data / "agent", parent)
