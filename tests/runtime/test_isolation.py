@@ -22,7 +22,13 @@ import pytest
 from kubeling.runtime import open_runtime
 from kubeling.runtime.oci.bundle import ALL_CAPABILITIES, DEFAULT_CAPABILITIES
 from kubeling.runtime.oci.cgroups import Cgroups
-from kubeling.runtime.protocol import ContainerState, PodSandboxConfig, RuntimeFailure, Security
+from kubeling.runtime.protocol import (
+    ContainerState,
+    PodSandboxConfig,
+    PortMapping,
+    RuntimeFailure,
+    Security,
+)
 from tests.cluster import require
 from tests.runtime.conftest import IMAGE, RUNTIMES, Harness, eventually, log_bytes
 
@@ -319,3 +325,81 @@ async def test_a_new_runtime_adopts_the_sandbox_and_runs_more_containers(
     second = await add_container(rt, sid, sandbox, "sleep", "300", name="second")
     assert f"inet {box.ip}/" in await exec_out(rt, second, "ip", "addr")
     assert (await exec_out(rt, first, "hostname")) == (await exec_out(rt, second, "hostname"))
+
+
+async def test_failures_leave_nothing(rt: Harness, tmp_path: Path) -> None:
+    from kubeling.runtime.images import ImageStore
+    from tests.imagebuild import build_image
+    from tests.runtime.conftest import make_options
+
+    # no pod CIDR yet: the sandbox is refused, and nothing of it stays
+    bare = open_runtime("oci", make_options(tmp_path / "bare"))
+    with pytest.raises(RuntimeFailure) as failure:
+        await bare.run_pod_sandbox(rt.sandbox_config("early"))
+    assert failure.value.reason == "NetworkNotReady"
+    assert await bare.list_pod_sandboxes() == []
+    assert list((tmp_path / "bare" / "sandboxes").iterdir()) == []
+    await bare.close()
+
+    # a user the image does not have: the container is refused, its overlay is gone
+    built = build_image(tmp_path / "ghost.tar", name="ghost:1", user="ghost")
+    ImageStore(rt.root / "images").import_archive(built.path)
+    sid, sandbox = await rt.sandbox("ghostly")
+    config = dataclasses.replace(rt.container_config(sandbox, ("true",)), image="ghost:1")
+    mounts = _mounts_under(rt.root)
+    with pytest.raises(RuntimeFailure) as failure:
+        await rt.runtime.create_container(sid, config, sandbox)
+    assert failure.value.reason == "CreateContainerConfigError"
+    assert "unable to find user ghost" in failure.value.message
+    assert _mounts_under(rt.root) == mounts
+    assert list((rt.root / "containers").iterdir()) == []
+
+
+async def test_sysctls_and_host_ports(rt: Harness) -> None:
+    port = _free_port()
+    config = rt.sandbox_config(
+        "ports", sysctls={"net.ipv4.ip_unprivileged_port_start": "80"},
+        port_mappings=(PortMapping(container_port=8080, host_port=port),))
+    sid = await rt.runtime.run_pod_sandbox(config)
+    rt.sandboxes.append(sid)
+    await rt.runtime.pull_image(IMAGE)
+    cid = await add_container(rt, sid, config, "sh", "-c",
+                              "while :; do echo via-host-port | nc -l -p 8080; done",
+                              name="web")
+    assert (await exec_out(rt, cid, "cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start")
+            ).strip() == "80"
+    host_ip = _host_address()
+
+    async def reach() -> bool:
+        return b"via-host-port" in await _read_from(host_ip, port)
+
+    await eventually(f"{host_ip}:{port} to reach the pod", reach)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _host_address() -> str:
+    """The host's own address on its default route's interface (not loopback)."""
+    out = subprocess.run(["ip", "-o", "-4", "route", "get", "1.1.1.1"], capture_output=True,
+                         text=True, check=True).stdout.split()
+    return out[out.index("src") + 1]
+
+
+async def _read_from(host: str, port: int) -> bytes:
+    import asyncio
+
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 2)
+    except (OSError, TimeoutError):
+        return b""
+    try:
+        return await asyncio.wait_for(reader.read(100), 2)
+    except (OSError, TimeoutError):
+        return b""
+    finally:
+        writer.close()
