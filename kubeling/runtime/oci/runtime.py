@@ -26,7 +26,8 @@ from pathlib import Path
 from kubeling.runtime import RuntimeOptions
 from kubeling.runtime.images import Image, ImageStore
 from kubeling.runtime.network import PodNetwork
-from kubeling.runtime.oci import bundle, execs, rootfs, sandbox, shims, users
+from kubeling.runtime.oci import bundle, execs, rootfs, shims, users
+from kubeling.runtime.oci import sandbox as podfiles
 from kubeling.runtime.oci.cgroups import Cgroups
 from kubeling.runtime.oci.records import (
     ContainerRecord,
@@ -45,6 +46,7 @@ from kubeling.runtime.protocol import (
     ExecResult,
     ImageInfo,
     NotFound,
+    PodSandboxConfig,
     RuntimeFailure,
     RuntimeVersion,
     SandboxState,
@@ -101,7 +103,7 @@ class OciRuntime(SandboxOps):
         return [c for c in self._containers.values() if c.sandbox_id == sandbox_id]
 
     async def create_container(self, sandbox_id: str, config: ContainerConfig,
-                               sandbox_config: object) -> str:
+                               sandbox: PodSandboxConfig) -> str:
         box = self._sandbox(sandbox_id)
         pause = box.pause_pid()
         if box.state != SandboxState.READY.value or pause == 0:
@@ -152,7 +154,7 @@ class OciRuntime(SandboxOps):
         security = config.security
         user = users.resolve(record.rootfs, image_user, security)
         mounts = bundle.system_mounts(security.privileged) + bundle.pod_mounts(
-            sandbox.etc_files(box.dir), config.mounts)
+            podfiles.etc_files(box.dir), config.mounts)
         document = bundle.spec(
             args=record.argv, env=record.env, cwd=record.cwd, user=user, tty=config.tty,
             security=security, readonly_root=security.read_only_rootfs, mounts=mounts,
@@ -206,8 +208,6 @@ class OciRuntime(SandboxOps):
                 return
         for _ in range(100):
             await self.runc.kill(runc_id, "KILL", all_processes=True)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(started["pid"]), signal.SIGKILL)
             if await shims.wait_exit(directory, 0.1):
                 return
             if not pid_alive(shim_pid) and not pid_alive(int(started["pid"])):
