@@ -75,7 +75,7 @@ class RuncExecSession(ExecSession):
     """An ExecSession whose process is ``runc exec``; closing it kills the command inside."""
 
     def __init__(self, *, tty: bool, stdin: bool, pid_path: Path) -> None:
-        super().__init__(tty=tty, stdin=stdin)
+        super().__init__(tty=tty, stdin=stdin, raw=True)
         self.pid_path = pid_path
 
     async def close(self) -> None:
@@ -84,6 +84,22 @@ class RuncExecSession(ExecSession):
         await super().close()
         with contextlib.suppress(OSError):
             self.pid_path.unlink()
+
+    async def resize(self, width: int, height: int) -> None:
+        """Size our terminal; runc copies it to the container's on SIGWINCH. A SIGWINCH that
+        comes before runc listens is lost, so once runc has started the command (it wrote
+        the pid file: it listens by then) it is told again."""
+        await super().resize(width, height)
+        proc = self._proc
+        if not self.tty or proc is None:
+            return
+        deadline = time.monotonic() + 5
+        while not self.pid_path.exists() and proc.returncode is None \
+                and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGWINCH)
 
     async def wait(self) -> int:
         code = await super().wait()

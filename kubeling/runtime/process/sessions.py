@@ -18,6 +18,7 @@ import os
 import signal
 import struct
 import termios
+import tty as tty_module
 from collections.abc import Callable
 from pathlib import Path
 
@@ -47,8 +48,9 @@ def _controlling_tty(slave: int) -> Callable[[], None]:
 class ExecSession:
     """A command run in a container's context, its stdio wired to this session."""
 
-    def __init__(self, *, tty: bool, stdin: bool) -> None:
+    def __init__(self, *, tty: bool, stdin: bool, raw: bool = False) -> None:
         self.tty = tty
+        self._raw = raw  # the TTY only relays another one (runc exec -t): no echo, no editing
         self._want_stdin = stdin
         self._queue: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue()
         self._open: set[int] = set()
@@ -63,6 +65,8 @@ class ExecSession:
         preexec: Callable[[], None] | None = None
         if self.tty:
             master, slave = os.openpty()
+            if self._raw:
+                tty_module.setraw(slave)
             self._master = master
             stdin_child = stdout_child = stderr_child = slave
             child_fds.append(slave)
