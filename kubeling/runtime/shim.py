@@ -26,7 +26,8 @@ Standard library only and small: it runs once per container. Attach frames,
 both ways, are ``<1 byte type><4 bytes big-endian length><payload>``; the
 client's first frame is ``h`` with a JSON hello ``{"stdin": bool}``; then the
 client sends ``i`` (stdin bytes), ``c`` (close stdin) and ``r`` (resize,
-``"<cols> <rows>"``), and the shim sends ``o``/``e`` (stdout/stderr) and ``x``
+``"<cols> <rows>"``), and the shim sends ``a`` (once, when the hello is taken:
+output from then on reaches the client), ``o``/``e`` (stdout/stderr) and ``x``
 (the exit code, when the container ends).
 
 In OCI mode (the spec has ``oci``: runc binary, state root, bundle, id) the
@@ -600,6 +601,7 @@ class Shim:
             hello = json.loads(payload or b"{}")
             client.hello = True
             client.stdin = bool(hello.get("stdin")) and self.stdin_fd >= 0
+            self.send(client, frame(b"a", b""))  # attached: output from now on reaches it
         elif kind == b"i" and client.stdin and not self.stdin_closing:
             self.stdin_buf += payload
             self.flush_stdin()

@@ -223,9 +223,14 @@ class AttachSession:
         finally:
             os.close(dir_fd)
         self._exit = asyncio.get_running_loop().create_future()
+        self._attached: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._writer.write(frame(b"h", json.dumps({"stdin": self._stdin}).encode()))
         await self._writer.drain()
         self._task = spawn(self._pump(), name=f"attach {self._dir.name[:12]}")
+        # Attached once the shim has taken the hello; a shim older than that answer is
+        # given a moment instead.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._attached), 1.0)
 
     async def _pump(self) -> None:
         assert self._reader is not None and self._exit is not None
@@ -238,12 +243,16 @@ class AttachSession:
                     self._queue.put_nowait((STDOUT, payload))
                 elif kind == b"e":
                     self._queue.put_nowait((STDERR, payload))
+                elif kind == b"a" and not self._attached.done():
+                    self._attached.set_result(None)
                 elif kind == b"x" and not self._exit.done():
                     self._exit.set_result(int(payload))
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
             self._queue.put_nowait(_END)
+            if not self._attached.done():
+                self._attached.set_result(None)
             if not self._exit.done():
                 self._exit.set_result(self._recorded_exit())
 
