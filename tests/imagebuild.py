@@ -72,9 +72,9 @@ def multilayer_layers() -> list[list[Entry]]:
     """Three layers: busybox plus ``/etc/removed`` and ``/data/{a,b}``; then a layer that
     deletes ``/etc/removed`` (a whiteout) and replaces ``/data`` by an opaque directory
     holding only ``c``; then one that adds ``/etc/layer3``."""
-    base = busybox_entries() + [
-        Entry("etc/removed", data=b"gone\n"), Entry("data", directory=True, mode=0o755),
-        Entry("data/a", data=b"a\n"), Entry("data/b", data=b"b\n")]
+    base = [*busybox_entries(),
+            Entry("etc/removed", data=b"gone\n"), Entry("data", directory=True, mode=0o755),
+            Entry("data/a", data=b"a\n"), Entry("data/b", data=b"b\n")]
     second = [Entry("etc", directory=True, mode=0o755), Entry("etc/.wh.removed", data=b""),
               Entry("data", directory=True, mode=0o755), Entry("data/.wh..wh..opq", data=b""),
               Entry("data/c", data=b"c\n")]
