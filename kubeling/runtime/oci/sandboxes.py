@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kubeling.runtime.oci")
 
+SANDBOX = "sandbox:"  # the lock of a sandbox's whole life steps (start, stop, removal)
+
 
 def plain_config(config: PodSandboxConfig) -> dict[str, Any]:
     data = dataclasses.asdict(config)
@@ -110,16 +112,17 @@ class SandboxOps:
             cgroup_parent=config.cgroup_parent or pod_cgroup_parent("besteffort", config.uid))
         record.save()
         self._sandboxes[sid] = record
-        try:
-            await self._start_sandbox(record, config)
-        except BaseException as err:
-            await asyncio.shield(self._destroy_sandbox(record))
-            if isinstance(err, NetworkError):
-                raise RuntimeFailure("CreatePodSandboxError", str(err)) from err
-            if isinstance(err, OSError):
-                raise RuntimeFailure("CreatePodSandboxError",
-                                     f"pod {config.namespace}/{config.name}: {err}") from err
-            raise
+        async with self._lock(SANDBOX + sid):
+            try:
+                await self._start_sandbox(record, config)
+            except BaseException as err:
+                await asyncio.shield(self._destroy_sandbox(record))
+                if isinstance(err, NetworkError):
+                    raise RuntimeFailure("CreatePodSandboxError", str(err)) from err
+                if isinstance(err, OSError):
+                    raise RuntimeFailure("CreatePodSandboxError",
+                                         f"pod {config.namespace}/{config.name}: {err}") from err
+                raise
         return sid
 
     async def _start_sandbox(self, record: SandboxRecord,
@@ -175,10 +178,13 @@ class SandboxOps:
         record.save()
 
     async def stop_pod_sandbox(self, sandbox_id: str) -> None:
-        record = self._sandboxes.get(sandbox_id)
-        if record is None:
-            return
-        members = self._members(sandbox_id)
+        async with self._lock(SANDBOX + sandbox_id):
+            record = self._sandboxes.get(sandbox_id)
+            if record is not None:
+                await self._stop_sandbox(record)
+
+    async def _stop_sandbox(self, record: SandboxRecord) -> None:
+        members = self._members(record.id)
         await asyncio.gather(*(self.stop_container(c.id, 0) for c in members))
         await self._stop_pause(record)
         await self._release_network(record)
@@ -187,14 +193,16 @@ class SandboxOps:
             record.save()
 
     async def remove_pod_sandbox(self, sandbox_id: str) -> None:
-        record = self._sandboxes.get(sandbox_id)
-        if record is None:
-            return
-        await self.stop_pod_sandbox(sandbox_id)
-        members = self._members(sandbox_id)
-        await asyncio.gather(*(self.remove_container(c.id) for c in members))
-        await self._destroy_sandbox(record)
+        async with self._lock(SANDBOX + sandbox_id):
+            record = self._sandboxes.get(sandbox_id)
+            if record is None:
+                return
+            await self._stop_sandbox(record)
+            members = self._members(sandbox_id)
+            await asyncio.gather(*(self.remove_container(c.id) for c in members))
+            await self._destroy_sandbox(record)
         self._locks.pop(sandbox_id, None)
+        self._locks.pop(SANDBOX + sandbox_id, None)
 
     async def pod_sandbox_status(self, sandbox_id: str) -> SandboxStatus:
         return self._sandbox(sandbox_id).status()
