@@ -8,7 +8,6 @@ check is what a user sees: ``kubectl exec`` output from inside the containers,
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -19,12 +18,12 @@ import pytest
 
 from tests.cluster import AGENT_NODE, REPO, Cluster, free_port, require, wait_for
 from tests.imagebuild import build_image
+from tests.ocipods import IMAGE, apply, ctr, exec_, node_ready, pod, pod_json, running
 from tests.ocitools import leftovers, sweep
 
 pytestmark = pytest.mark.root
 
 CGROUP_PARENT = f"kubeling-e2e-{os.getpid()}"
-IMAGE = "busybox:1.36"
 
 
 def kubeling(*args: str) -> subprocess.CompletedProcess[str]:
@@ -47,57 +46,12 @@ def oci(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     c = Cluster(data, free_port(), agent=True, runtime="oci")
     c.start("--cgroup-parent", CGROUP_PARENT)
     try:
-        wait_for("the node to be Ready with a pod CIDR", lambda: _node_ready(c), timeout=60)
+        wait_for("the node to be Ready with a pod CIDR", lambda: node_ready(c), timeout=60)
         yield c
     finally:
         c.kubectl("delete", "pods", "--all", "--wait=false", check=False)
         c.stop()
         sweep(data / "agent", CGROUP_PARENT)
-
-
-def _node_ready(c: Cluster) -> bool:
-    node = json.loads(c.kubectl("get", "node", AGENT_NODE, "-o", "json", check=False).stdout
-                      or "{}")
-    ready = [x for x in (node.get("status") or {}).get("conditions") or []
-             if x["type"] == "Ready" and x["status"] == "True"]
-    return bool(ready and (node.get("spec") or {}).get("podCIDR"))
-
-
-def pod_json(c: Cluster, name: str) -> dict:  # type: ignore[type-arg]
-    return json.loads(c.kubectl("get", "pod", name, "-o", "json").stdout)
-
-
-def running(c: Cluster, name: str, timeout: float = 60) -> dict:  # type: ignore[type-arg]
-    def check() -> dict | None:  # type: ignore[type-arg]
-        pod = pod_json(c, name)
-        return pod if pod["status"].get("phase") == "Running" and pod["status"].get(
-            "podIP") else None
-
-    try:
-        return wait_for(f"pod {name} Running", check, timeout=timeout)  # type: ignore[return-value]
-    except AssertionError:
-        print(c.kubectl("describe", "pod", name, check=False).stdout)
-        raise
-
-
-def apply(c: Cluster, manifest: dict) -> None:  # type: ignore[type-arg]
-    c.kubectl("apply", "-f", "-", input=json.dumps(manifest))
-
-
-def pod(name: str, *containers: dict, **spec: object) -> dict:  # type: ignore[type-arg]
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-            "spec": {"containers": list(containers), "terminationGracePeriodSeconds": 1,
-                     **spec}}
-
-
-def ctr(name: str, *command: str, **extra: object) -> dict:  # type: ignore[type-arg]
-    return {"name": name, "image": IMAGE, "imagePullPolicy": "IfNotPresent",
-            "command": list(command), **extra}
-
-
-def exec_(c: Cluster, name: str, *command: str, container: str = "") -> str:
-    extra = ("-c", container) if container else ()
-    return c.kubectl("exec", name, *extra, "--", *command).stdout
 
 
 def test_the_readme_story(oci: Cluster, tmp_path: Path) -> None:
@@ -166,7 +120,7 @@ def test_memory_over_the_limit_is_oomkilled(oci: Cluster) -> None:
               resources={"limits": {"memory": "24Mi", "cpu": "500m"}})
     apply(oci, pod("hog", hog, restartPolicy="Never"))
 
-    def terminated() -> dict | None:  # type: ignore[type-arg]
+    def terminated() -> dict | None:
         statuses = pod_json(oci, "hog")["status"].get("containerStatuses") or []
         return statuses[0]["state"].get("terminated") if statuses else None
 
@@ -207,8 +161,11 @@ def test_deleting_pods_leaves_nothing_behind(oci: Cluster) -> None:
     running(oci, "temporary")
     oci.kubectl("delete", "pods", "--all", "--wait=true", timeout=120)
     root = oci.data_dir / "agent"
-    wait_for("no leftovers of deleted pods", lambda: not leftovers(root, CGROUP_PARENT),
-             timeout=30)
+    try:
+        wait_for("no leftovers of deleted pods", lambda: not leftovers(root, CGROUP_PARENT),
+                 timeout=30)
+    finally:
+        assert leftovers(root, CGROUP_PARENT) == {}
 
 
 def test_images_are_pulled_from_a_registry_and_missing_ones_back_off(
@@ -237,50 +194,3 @@ def test_images_are_pulled_from_a_registry_and_missing_ones_back_off(
         wait_for("ErrImagePull", lambda: waiting() == "ErrImagePull", timeout=30)
         wait_for("ImagePullBackOff", lambda: waiting() == "ImagePullBackOff", timeout=30)
         assert "ImagePullBackOff" in oci.kubectl("get", "pod", "missing").stdout
-
-
-def test_a_restarted_agent_finds_its_containers_and_sandboxes_again(tmp_path: Path) -> None:
-    import psutil
-
-    parent = f"{CGROUP_PARENT}-restart"
-    data = tmp_path / "data"
-    (data / "agent" / "images-import").mkdir(parents=True)
-    build_image(data / "agent" / "images-import" / "busybox.tar", name=IMAGE)
-    c = Cluster(data, free_port(), agent=True, runtime="oci")
-    c.start("--cgroup-parent", parent)
-    try:
-        wait_for("the node Ready with a pod CIDR", lambda: _node_ready(c), timeout=60)
-        apply(c, pod("survivor", ctr("c", "sleep", "7200")))
-        before = running(c, "survivor")
-        status = before["status"]["containerStatuses"][0]
-
-        def sleepers() -> list[int]:
-            return [p.pid for p in psutil.process_iter(["cmdline"])
-                    if (p.info["cmdline"] or [])[-2:] == ["sleep", "7200"]]
-
-        pids = wait_for("the container's process", sleepers, timeout=10)
-        c.kill()  # SIGKILL: the agent gets no chance to clean up
-        assert sleepers() == pids, "the container must outlive its agent"
-        c.start("--cgroup-parent", parent)
-        wait_for("the restarted agent ready", lambda: c.log_path.read_text(
-            errors="replace").count(f"node agent {AGENT_NODE} ready") >= 2, timeout=60)
-        after = running(c, "survivor")
-        again = after["status"]["containerStatuses"][0]
-        assert (again["containerID"], again["restartCount"]) == (status["containerID"], 0)
-        assert after["status"]["podIP"] == before["status"]["podIP"]
-        assert exec_(c, "survivor", "hostname").strip() == "survivor"
-        psutil.Process(pids[0]).kill()  # type: ignore[index]
-
-        def restarted() -> dict | None:  # type: ignore[type-arg]
-            p = pod_json(c, "survivor")
-            cs = (p["status"].get("containerStatuses") or [{}])[0]
-            return p if cs.get("restartCount") == 1 and "running" in cs["state"] else None
-
-        third = wait_for("the adopted container's restart", restarted, timeout=30)
-        assert third["status"]["podIP"] == before["status"]["podIP"]  # type: ignore[index]
-        c.kubectl("delete", "pod", "survivor", "--wait=true", timeout=60)
-        wait_for("nothing left of the deleted pod",
-                 lambda: not leftovers(data / "agent", parent), timeout=30)
-    finally:
-        c.stop()
-        sweep(data / "agent", parent)

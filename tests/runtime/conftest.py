@@ -33,6 +33,7 @@ from kubeling.runtime.protocol import (
     StreamSession,
 )
 from tests.cluster import require
+from tests.imagebuild import BuiltImage
 
 # runtime name -> host tools it needs
 RUNTIMES: dict[str, tuple[str, ...]] = {
@@ -57,6 +58,12 @@ class Harness:
     options: RuntimeOptions
     sandboxes: list[str] = field(default_factory=list)
     counter: int = 0
+    pullable: str = IMAGE  # a reference pull_image really fetches (a local registry for oci)
+
+    async def ensure_image(self, image: str = IMAGE) -> str:
+        """The image present, pulled only when it is not (the kubelet's IfNotPresent)."""
+        info = await self.runtime.image_status(image)
+        return info.id if info is not None else await self.runtime.pull_image(image)
 
     def sandbox_config(self, name: str = "pod", **kw: object) -> PodSandboxConfig:
         self.counter += 1
@@ -87,7 +94,7 @@ class Harness:
                   **kw: object) -> tuple[str, ContainerConfig]:
         """A new sandbox with one container running ``command``."""
         sid, sandbox = await self.sandbox(f"pod-{name}-{self.counter + 1}")
-        await self.runtime.pull_image(IMAGE)
+        await self.ensure_image(IMAGE)
         config = self.container_config(sandbox, tuple(command), name=name, **kw)
         cid = await self.runtime.create_container(sid, config, sandbox)
         if start:
@@ -212,12 +219,27 @@ def network_bridge() -> Iterator[PodNet]:
 
 
 @pytest.fixture(scope="session")
-def busybox_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def busybox_built(tmp_path_factory: pytest.TempPathFactory) -> BuiltImage:
     from tests.imagebuild import build_image
 
-    path = tmp_path_factory.mktemp("images") / "busybox.tar"
-    build_image(path, name=IMAGE)
-    return path
+    return build_image(tmp_path_factory.mktemp("images") / "busybox.tar", name=IMAGE)
+
+
+@pytest.fixture(scope="session")
+def busybox_image(busybox_built: BuiltImage) -> Path:
+    return busybox_built.path
+
+
+@pytest.fixture(scope="session")
+def busybox_registry(tmp_path_factory: pytest.TempPathFactory,
+                     busybox_built: BuiltImage) -> Iterator[str]:
+    """A real registry on loopback serving the busybox image; its reference."""
+    require("docker-registry")
+    from tests.registry import Registry
+
+    with Registry(tmp_path_factory.mktemp("registry")) as registry:
+        registry.push(busybox_built, "library/busybox", "1.36")
+        yield f"{registry.host}/library/busybox:1.36"
 
 
 async def prepare(name: str, options: RuntimeOptions, runtime: Runtime,
@@ -249,6 +271,8 @@ async def rt(runtime_name: str, tmp_path: Path,
     harness = Harness(runtime=open_runtime(runtime_name, options), name=runtime_name,
                       root=tmp_path / "runtime", logs=tmp_path / "logs", options=options)
     await prepare(runtime_name, options, harness.runtime, request)
+    if runtime_name == "oci":
+        harness.pullable = request.getfixturevalue("busybox_registry")
     try:
         yield harness
     finally:

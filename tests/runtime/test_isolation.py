@@ -90,7 +90,7 @@ async def test_own_processes_rootfs_and_hostname(rt: Harness) -> None:
 
 async def test_pod_ip_on_eth0_and_localhost_between_containers(rt: Harness) -> None:
     sid, sandbox = await rt.sandbox("duo")
-    await rt.runtime.pull_image(IMAGE)
+    await rt.ensure_image(IMAGE)
     box = await rt.runtime.pod_sandbox_status(sid)
     assert box.ip.startswith("10.88.")
     server = await add_container(
@@ -182,7 +182,7 @@ async def test_capabilities_drop_add_and_privileged(rt: Harness) -> None:
 
 async def test_a_restarted_container_keeps_the_pod_ip(rt: Harness) -> None:
     sid, sandbox = await rt.sandbox("restarts")
-    await rt.runtime.pull_image(IMAGE)
+    await rt.ensure_image(IMAGE)
     ip = (await rt.runtime.pod_sandbox_status(sid)).ip
     first = await add_container(rt, sid, sandbox, "sleep", "300", name="app")
     assert f"inet {ip}/" in await exec_out(rt, first, "ip", "addr")
@@ -195,7 +195,7 @@ async def test_a_restarted_container_keeps_the_pod_ip(rt: Harness) -> None:
 
 async def test_nothing_left_after_the_sandbox_is_removed(rt: Harness) -> None:
     sid, sandbox = await rt.sandbox("gone")
-    await rt.runtime.pull_image(IMAGE)
+    await rt.ensure_image(IMAGE)
     cid = await add_container(rt, sid, sandbox, "sh", "-c", "sleep 300 & sleep 300",
                               name="app", mounts=())
     status = await rt.runtime.container_status(cid)
@@ -254,7 +254,7 @@ async def test_host_network_pod(rt: Harness) -> None:
     config = rt.sandbox_config("hostnet", host_network=True)
     sid = await rt.runtime.run_pod_sandbox(config)
     rt.sandboxes.append(sid)
-    await rt.runtime.pull_image(IMAGE)
+    await rt.ensure_image(IMAGE)
     assert (await rt.runtime.pod_sandbox_status(sid)).ip == rt.options.node_ip
     cid = await add_container(rt, sid, config, "sleep", "300", name="app")
     links = await exec_out(rt, cid, "ip", "-o", "link")
@@ -272,7 +272,7 @@ async def test_dns_settings_in_resolv_conf(rt: Harness) -> None:
                                dns_options=("ndots:5",))
     sid = await rt.runtime.run_pod_sandbox(config)
     rt.sandboxes.append(sid)
-    await rt.runtime.pull_image(IMAGE)
+    await rt.ensure_image(IMAGE)
     cid = await add_container(rt, sid, config, "sleep", "300", name="app")
     assert (await exec_out(rt, cid, "cat", "/etc/resolv.conf")).splitlines() == [
         "nameserver 10.43.0.10", "search default.svc.cluster.local svc.cluster.local",
@@ -289,7 +289,7 @@ async def test_the_image_config_fills_what_the_pod_leaves_out(rt: Harness,
                         env=["PATH=/bin", "GREETING=hello", "KEEP=image"], workdir="/srv",
                         user="nobody")
     ImageStore(rt.root / "images").import_archive(built.path)
-    assert await rt.runtime.pull_image("app:1") == built.config_digest
+    assert await rt.ensure_image("app:1") == built.config_digest
     sid, sandbox = await rt.sandbox("imagecfg")
     config = rt.container_config(sandbox, (), name="app")
     config = dataclasses.replace(config, image="app:1", env=(("GREETING", "bonjour"),))
@@ -316,7 +316,7 @@ async def test_the_image_config_fills_what_the_pod_leaves_out(rt: Harness,
 async def test_a_new_runtime_adopts_the_sandbox_and_runs_more_containers(
         rt: Harness) -> None:
     sid, sandbox = await rt.sandbox("adopted")
-    await rt.runtime.pull_image(IMAGE)
+    await rt.ensure_image(IMAGE)
     first = await add_container(rt, sid, sandbox, "sleep", "300", name="first")
     box = await rt.runtime.pod_sandbox_status(sid)
     await rt.runtime.close()
@@ -362,7 +362,7 @@ async def test_sysctls_and_host_ports(rt: Harness) -> None:
         port_mappings=(PortMapping(container_port=8080, host_port=port),))
     sid = await rt.runtime.run_pod_sandbox(config)
     rt.sandboxes.append(sid)
-    await rt.runtime.pull_image(IMAGE)
+    await rt.ensure_image(IMAGE)
     cid = await add_container(rt, sid, config, "sh", "-c",
                               "while :; do echo via-host-port | nc -l -p 8080; done",
                               name="web")

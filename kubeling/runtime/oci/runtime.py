@@ -334,9 +334,8 @@ class OciRuntime(SandboxOps):
     async def pull_image(self, image: str, *, auth: Mapping[str, str] | None = None) -> str:
         if not image:
             raise RuntimeFailure("ErrImagePull", "no image name")
-        found = self._resolve(image)
-        if found is not None:
-            return found.id
+        # Always a real pull (the kubelet asks only when its pull policy says so): a tag
+        # may have moved; blobs already here are not fetched again.
         from kubeling.runtime.images.registry import PullError, pull
 
         try:
