@@ -11,7 +11,6 @@ import pytest
 from kubeling.runtime import open_runtime
 from kubeling.runtime.protocol import ContainerState, Mount, SandboxState
 from tests.runtime.conftest import (
-    IMAGE,
     Harness,
     eventually,
     log_bytes,
