@@ -73,7 +73,8 @@ class OciRuntime(SandboxOps):
         self.images = ImageStore(options.images_dir or self.root / "images")
         self.net = PodNetwork(state_dir=self.root / "net",
                               conf_dir=options.cni_conf_dir or self.root / "cni" / "net.d",
-                              bin_dirs=options.cni_bin_dirs, netns_dir=self.root / "netns")
+                              bin_dirs=options.cni_bin_dirs, netns_dir=self.root / "netns",
+                              bridge=options.cni_bridge)
         self._sandboxes: dict[str, SandboxRecord] = {}
         self._containers: dict[str, ContainerRecord] = {}
         self._locks: dict[str, asyncio.Lock] = {}
