@@ -24,25 +24,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubeling.runtime.process.records import pid_alive, read_json, write_json
 from kubeling.runtime.protocol import (
-    ContainerState,
     ContainerStatus,
     SandboxState,
     SandboxStatus,
 )
+from kubeling.runtime.shimfiles import (
+    container_status,
+    pid_alive,
+    read_json,
+    running_pid,
+    write_json,
+)
 
 __all__ = ["ContainerRecord", "SandboxRecord", "pid_alive", "read_json", "write_json"]
-
-
-def _running_pid(directory: Path) -> int:
-    if (directory / "exit.json").exists():
-        return 0
-    started = read_json(directory / "started.json")
-    if started is None:
-        return 0
-    pid = int(started["pid"])
-    return pid if pid_alive(pid) else 0
 
 
 @dataclass
@@ -79,7 +74,7 @@ class SandboxRecord:
 
     def pause_pid(self) -> int:
         """The pause process's host pid while it runs, else 0."""
-        return _running_pid(self.pause_dir)
+        return running_pid(self.pause_dir)
 
     def status(self) -> SandboxStatus:
         c = self.config
@@ -143,7 +138,7 @@ class ContainerRecord:
 
     def running_pid(self) -> int:
         """The container's init (host pid) while it runs, else 0."""
-        return _running_pid(self.dir)
+        return running_pid(self.dir)
 
     def environ(self) -> dict[str, str]:
         found = {}
@@ -153,26 +148,4 @@ class ContainerRecord:
         return found
 
     def status(self) -> ContainerStatus:
-        started = self.started()
-        exited = self.exited()
-        state = ContainerState.CREATED
-        pid = 0
-        extra: dict[str, Any] = {}
-        if exited is not None:
-            state = ContainerState.EXITED
-            extra = {"finished_at": exited["finished_at"], "exit_code": exited["exit_code"],
-                     "reason": exited["reason"], "message": exited.get("message", "")}
-        elif started is not None:
-            pid = int(started["pid"])
-            if pid_alive(pid) or pid_alive(int(started.get("shim_pid", 0))):
-                state = ContainerState.RUNNING
-            else:
-                state = ContainerState.UNKNOWN
-                pid = 0
-        return ContainerStatus(
-            id=self.id, sandbox_id=self.sandbox_id, name=self.name, attempt=self.attempt,
-            state=state, image=self.image, image_ref=self.image_ref,
-            created_at=self.created_at,
-            started_at=float(started["started_at"]) if started else 0.0,
-            pid=pid, log_path=self.log_path, labels=dict(self.labels),
-            annotations=dict(self.annotations), **extra)
+        return container_status(self)

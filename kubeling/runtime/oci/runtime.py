@@ -15,18 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import secrets
 import shutil
-import signal
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from kubeling.runtime import RuntimeOptions
+from kubeling.runtime import RuntimeOptions, shims
 from kubeling.runtime.images import Image, ImageStore
 from kubeling.runtime.network import PodNetwork
-from kubeling.runtime.oci import bundle, execs, rootfs, shims, users
+from kubeling.runtime.oci import bundle, execs, rootfs, users
 from kubeling.runtime.oci import sandbox as podfiles
 from kubeling.runtime.oci.cgroups import Cgroups
 from kubeling.runtime.oci.records import (
@@ -38,7 +36,6 @@ from kubeling.runtime.oci.records import (
 )
 from kubeling.runtime.oci.runc import Runc, find_binary
 from kubeling.runtime.oci.sandboxes import SandboxOps
-from kubeling.runtime.process.sessions import AttachSession
 from kubeling.runtime.protocol import (
     ContainerConfig,
     ContainerStats,
@@ -293,19 +290,11 @@ class OciRuntime(SandboxOps):
 
     async def attach(self, container_id: str, *, tty: bool, stdin: bool) -> StreamSession:
         record = self._container(container_id)
-        if record.running_pid() == 0:
-            raise RuntimeFailure("ContainerNotRunning", f"container {container_id} is not running")
-        session = AttachSession(record.dir, tty=record.tty, stdin=stdin and record.stdin)
-        await session.connect()
-        return session
+        return await shims.attach(record.dir, container_id, tty=record.tty, stdin=record.stdin,
+                                  wants_stdin=stdin)
 
     async def reopen_container_log(self, container_id: str) -> None:
-        record = self._container(container_id)
-        started = record.started()
-        if started is None or record.exited() is not None:
-            raise RuntimeFailure("ContainerNotRunning", f"container {container_id} is not running")
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(int(started["shim_pid"]), signal.SIGUSR1)
+        shims.reopen_log(self._container(container_id).dir, container_id)
 
     # ----- stats -------------------------------------------------------------------
     async def container_stats(self, container_id: str) -> ContainerStats | None:

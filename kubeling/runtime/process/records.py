@@ -17,46 +17,20 @@ running (while its process lives); exit → exited.
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubeling.runtime.protocol import (
-    ContainerState,
-    ContainerStatus,
-    SandboxState,
-    SandboxStatus,
+from kubeling.runtime.protocol import ContainerStatus, SandboxState, SandboxStatus
+from kubeling.runtime.shimfiles import (
+    container_status,
+    pid_alive,
+    read_json,
+    running_pid,
+    write_json,
 )
 
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except (FileNotFoundError, NotADirectoryError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def pid_alive(pid: int) -> bool:
-    """A live process (not a zombie) with that pid."""
-    if pid <= 0:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return False
-    return stat[stat.rfind(b")") + 2:stat.rfind(b")") + 3] != b"Z"
+__all__ = ["ContainerRecord", "SandboxRecord", "pid_alive", "read_json", "write_json"]
 
 
 @dataclass
@@ -139,38 +113,10 @@ class ContainerRecord:
 
     def running_pid(self) -> int:
         """The main process's pid while the container runs, else 0."""
-        if (self.dir / "exit.json").exists():
-            return 0
-        started = self.started()
-        if started is None:
-            return 0
-        pid = int(started["pid"])
-        return pid if pid_alive(pid) else 0
+        return running_pid(self.dir)
 
     def status(self) -> ContainerStatus:
-        started = self.started()
-        exited = self.exited()
-        state = ContainerState.CREATED
-        pid = 0
-        extra: dict[str, Any] = {}
-        if exited is not None:
-            state = ContainerState.EXITED
-            extra = {"finished_at": exited["finished_at"], "exit_code": exited["exit_code"],
-                     "reason": exited["reason"], "message": exited.get("message", "")}
-        elif started is not None:
-            pid = int(started["pid"])
-            if pid_alive(pid) or pid_alive(int(started.get("shim_pid", 0))):
-                state = ContainerState.RUNNING
-            else:
-                state = ContainerState.UNKNOWN
-                pid = 0
-        return ContainerStatus(
-            id=self.id, sandbox_id=self.sandbox_id, name=self.name, attempt=self.attempt,
-            state=state, image=self.image, image_ref=self.image_ref,
-            created_at=self.created_at,
-            started_at=float(started["started_at"]) if started else 0.0,
-            pid=pid, log_path=self.log_path, labels=dict(self.labels),
-            annotations=dict(self.annotations), **extra)
+        return container_status(self)
 
     def environ(self) -> dict[str, str]:
         from kubeling.runtime.shim import DEFAULT_PATH

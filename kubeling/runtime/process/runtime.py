@@ -35,16 +35,15 @@ import os
 import secrets
 import shutil
 import signal
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from kubeling.runtime import RuntimeOptions, shim
+from kubeling.runtime import RuntimeOptions, shims
 from kubeling.runtime.process import tree
 from kubeling.runtime.process.images import ImageStore, image_id
 from kubeling.runtime.process.records import ContainerRecord, SandboxRecord, write_json
-from kubeling.runtime.process.sessions import AttachSession, ExecSession
+from kubeling.runtime.process.sessions import ExecSession
 from kubeling.runtime.protocol import (
     ContainerConfig,
     ContainerStats,
@@ -59,8 +58,6 @@ from kubeling.runtime.protocol import (
     SandboxStatus,
     StreamSession,
 )
-
-START_TIMEOUT = 30.0
 
 
 def kubeling_version() -> str:
@@ -205,33 +202,7 @@ class ProcessRuntime:
                 "log_max_files": self.options.log_max_files, "stdin": record.stdin,
                 "stdin_once": record.stdin_once, "tty": record.tty, "mounts": record.mounts,
                 "private_mounts": record.private_mounts})
-            await self._launch_shim(record)
-
-    async def _launch_shim(self, record: ContainerRecord) -> None:
-        ready_r, ready_w = os.pipe()
-        log = os.open(record.dir / "shim.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-E", "-s", "-S", shim.__file__, str(record.dir),
-                str(ready_w), stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
-                pass_fds=(ready_w,), start_new_session=True, cwd=str(record.dir))
-        except OSError as err:
-            os.close(ready_r)
-            raise RuntimeFailure("RunContainerError", f"cannot start the shim: {err}") from err
-        finally:
-            os.close(ready_w)
-            os.close(log)
-        try:
-            await proc.wait()
-            line = await asyncio.wait_for(_read_line(ready_r), START_TIMEOUT)
-        except TimeoutError as err:
-            raise RuntimeFailure("RunContainerError",
-                                 "the container's shim did not report a start") from err
-        finally:
-            os.close(ready_r)
-        if not line:
-            tail = (record.dir / "shim.log").read_text(errors="replace")[-2000:]
-            raise RuntimeFailure("RunContainerError", f"the container's shim failed: {tail}")
+            await shims.launch(record.dir)
 
     async def stop_container(self, container_id: str, timeout: float) -> None:
         record = self._containers.get(container_id)
@@ -246,11 +217,11 @@ class ProcessRuntime:
             pid, shim_pid = int(started["pid"]), int(started.get("shim_pid", 0))
             if timeout > 0:
                 tree.signal_group(pid, signal.SIGTERM)
-                if await _wait_exit(record, timeout):
+                if await shims.wait_exit(record.dir, timeout):
                     return
             for _ in range(100):
                 tree.kill_tree(pid, shim_pid)
-                if await _wait_exit(record, 0.1):
+                if await shims.wait_exit(record.dir, 0.1):
                     return
                 if not (tree.tree(pid, shim_pid) or _alive(shim_pid)):
                     break
@@ -338,19 +309,11 @@ class ProcessRuntime:
 
     async def attach(self, container_id: str, *, tty: bool, stdin: bool) -> StreamSession:
         record = self._container(container_id)
-        if record.running_pid() == 0:
-            raise RuntimeFailure("ContainerNotRunning", f"container {container_id} is not running")
-        session = AttachSession(record.dir, tty=record.tty, stdin=stdin and record.stdin)
-        await session.connect()
-        return session
+        return await shims.attach(record.dir, container_id, tty=record.tty, stdin=record.stdin,
+                                  wants_stdin=stdin)
 
     async def reopen_container_log(self, container_id: str) -> None:
-        record = self._container(container_id)
-        started = record.started()
-        if started is None or record.exited() is not None:
-            raise RuntimeFailure("ContainerNotRunning", f"container {container_id} is not running")
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(int(started["shim_pid"]), signal.SIGUSR1)
+        shims.reopen_log(self._container(container_id).dir, container_id)
 
     # ----- stats -------------------------------------------------------------------
     async def container_stats(self, container_id: str) -> ContainerStats | None:
@@ -409,39 +372,6 @@ def _alive(pid: int) -> bool:
     from kubeling.runtime.process.records import pid_alive
 
     return pid_alive(pid)
-
-
-async def _wait_exit(record: ContainerRecord, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    delay = 0.01
-    while True:
-        if (record.dir / "exit.json").exists():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-        delay = min(delay * 2, 0.1)
-
-
-async def _read_line(fd: int) -> bytes:
-    loop = asyncio.get_running_loop()
-    os.set_blocking(fd, False)
-    data = b""
-    while not data.endswith(b"\n"):
-        ready = loop.create_future()
-        loop.add_reader(fd, ready.set_result, None)
-        try:
-            await ready
-        finally:
-            loop.remove_reader(fd)
-        try:
-            chunk = os.read(fd, 64)
-        except BlockingIOError:
-            continue
-        if not chunk:
-            break
-        data += chunk
-    return data
 
 
 def _resolve(argv0: str, path: str, root: str, cwd: str) -> str | None:

@@ -1,7 +1,7 @@
 """Starting a container's shim and waiting for what it reports.
 
-The shim (``kubeling.runtime.shim``, OCI mode) is started detached in its own
-session, so that it outlives the agent; it tells over a pipe whether the
+The shim (``kubeling.runtime.shim``, for a host process or an OCI container) is
+started detached in its own session, so that it outlives the agent; it tells over a pipe whether the
 container started (b"started\n") or could not (b"exited\n", with the reason
 in exit.json). After that, the shim's files are the only channel: a stop
 waits for ``exit.json`` to appear.
@@ -10,13 +10,16 @@ waits for ``exit.json`` to appear.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import sys
 import time
 from pathlib import Path
 
 from kubeling.runtime import shim
-from kubeling.runtime.protocol import RuntimeFailure
+from kubeling.runtime.protocol import RuntimeFailure, StreamSession
+from kubeling.runtime.shimfiles import read_json, running_pid
 
 START_TIMEOUT = 30.0
 
@@ -83,3 +86,30 @@ async def _read_line(fd: int) -> bytes:
         data += chunk
     return data
 
+
+
+def _not_running(container_id: str) -> RuntimeFailure:
+    return RuntimeFailure("ContainerNotRunning", f"container {container_id} is not running")
+
+
+async def attach(directory: Path, container_id: str, *, tty: bool, stdin: bool,
+                 wants_stdin: bool) -> StreamSession:
+    """Connect to the running container's stdio through its shim's attach socket. ``tty``
+    and ``stdin`` are what the container was created with; ``wants_stdin`` what the caller
+    asks for."""
+    from kubeling.runtime.process.sessions import AttachSession
+
+    if running_pid(directory) == 0:
+        raise _not_running(container_id)
+    session = AttachSession(directory, tty=tty, stdin=wants_stdin and stdin)
+    await session.connect()
+    return session
+
+
+def reopen_log(directory: Path, container_id: str) -> None:
+    """Ask the shim to reopen the container's log file (after it was moved away)."""
+    started = read_json(directory / "started.json")
+    if started is None or (directory / "exit.json").exists():
+        raise _not_running(container_id)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(int(started["shim_pid"]), signal.SIGUSR1)
