@@ -25,7 +25,6 @@ import asyncio
 import io
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -39,17 +38,6 @@ from bench.common import quantile
 from kubeling.runtime.oci.cgroups import Cgroups
 
 # ----- the image and the bundle -------------------------------------------------------------
-
-CAPABILITIES = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
-                "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
-                "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"]
-MASKED = ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-          "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
-          "/proc/scsi"]
-READONLY = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
-# (path, major, minor) of the character devices a container may use
-DEVICES = [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 2), (136, -1)]
-
 
 def image_layers(image: Path) -> list[bytes]:
     """The layer blobs of an image tarball, lowest first: an OCI layout (index.json, one
@@ -99,45 +87,19 @@ def _remove(path: Path) -> None:
 
 
 def bundle_config(rootfs: str, args: list[str], *, hostname: str, cgroups_path: str) -> str:
-    """An OCI config.json like the runtime's containers: new pid, mount, ipc, uts and
-    network namespaces, default capabilities, masked and read-only paths, a cgroup."""
-    mounts = [
-        {"destination": "/proc", "type": "proc", "source": "proc"},
-        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620",
-                     "gid=5"]},
-        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
-         "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-         "options": ["nosuid", "noexec", "nodev", "ro"]},
-        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-         "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
-    ]
-    devices = [{"allow": False, "access": "rwm"}] + [
-        {"allow": True, "type": "c", "major": major, **({"minor": minor} if minor >= 0 else {}),
-         "access": "rwm"} for major, minor in DEVICES]
-    nofile = min(1048576, resource.getrlimit(resource.RLIMIT_NOFILE)[1])  # not above ours
-    caps = {kind: CAPABILITIES for kind in ("bounding", "effective", "permitted")}
-    config = {
-        "ociVersion": "1.0.2",
-        "process": {"terminal": False, "user": {"uid": 0, "gid": 0}, "args": args,
-                    "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-                    "cwd": "/", "capabilities": caps, "noNewPrivileges": False,
-                    "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}]},
-        "root": {"path": rootfs, "readonly": True},
-        "hostname": hostname,
-        "mounts": mounts,
-        "linux": {
-            "namespaces": [{"type": t} for t in ("pid", "mount", "ipc", "uts", "network")],
-            "cgroupsPath": cgroups_path,
-            "resources": {"devices": devices},
-            "maskedPaths": MASKED, "readonlyPaths": READONLY,
-        },
-    }
+    """The runtime's own config.json (kubeling.runtime.oci.bundle.spec) for a container
+    with new pid, mount, ipc, uts and network namespaces, default capabilities, masked and
+    read-only paths and a cgroup — a pod's container, minus the joined pause namespaces."""
+    from kubeling.runtime.oci import bundle
+    from kubeling.runtime.oci.users import User
+    from kubeling.runtime.protocol import Security
+
+    namespaces = [{"type": t} for t in ("pid", "mount", "ipc", "uts", "network")]
+    config = bundle.spec(
+        args=args, env=bundle.env_list([], []), cwd="/", user=User(0, 0), tty=False,
+        security=Security(), readonly_root=True, mounts=bundle.system_mounts(False),
+        linux_namespaces=namespaces, cgroups_path=cgroups_path, resources={},
+        hostname=hostname, root=rootfs)
     return json.dumps(config)
 
 
