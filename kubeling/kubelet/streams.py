@@ -165,12 +165,14 @@ async def serve(runtime: Runtime, request: StreamRequest, container: ContainerSt
     await send({"type": "websocket.accept",
                 "subprotocol": protocol.name if protocol.offered else None})
     session: StreamSession | None = None
+    pending: list[dict[str, Any]] = []
     try:
         if container is None or container.state is not ContainerState.RUNNING:
             raise RuntimeFailure("NotFound", f'container not found ("{container_name}")')
         if request.verb == "exec":
+            size = await first_size(protocol, receive, pending) if request.tty else None
             session = await runtime.exec(container.id, request.command, tty=request.tty,
-                                         stdin=request.stdin)
+                                         stdin=request.stdin, size=size)
         else:
             session = await runtime.attach(container.id, tty=request.tty, stdin=request.stdin)
     except Exception as exc:  # the client is owed a Status whatever went wrong
@@ -181,11 +183,47 @@ async def serve(runtime: Runtime, request: StreamRequest, container: ContainerSt
         await _finish(send, protocol, error_status(f"error {what} container: {message}"))
         return
     try:
-        status = await Bridge(session, request, protocol, send, receive).run()
+        status = await Bridge(session, request, protocol, send, receive, pending).run()
     finally:
         await session.close()
     if status is not None:
         await _finish(send, protocol, status)
+
+
+INITIAL_SIZE_WAIT = 0.5  # seconds a TTY exec waits for the client's terminal size
+
+
+async def first_size(protocol: Protocol, receive: Receive,
+                     pending: list[dict[str, Any]]) -> tuple[int, int] | None:
+    """The client's terminal size, which kubectl sends as soon as the stream is up: the
+    command then starts with it rather than racing it. Other messages that come first are
+    kept in ``pending`` for the bridge."""
+    deadline = asyncio.get_running_loop().time() + INITIAL_SIZE_WAIT
+    while (left := deadline - asyncio.get_running_loop().time()) > 0:
+        try:
+            msg = await asyncio.wait_for(receive(), left)
+        except TimeoutError:
+            return None
+        frame = protocol.unframe(msg) if msg["type"] != "websocket.disconnect" else None
+        if frame is not None and frame[0] == RESIZE_CHANNEL:
+            size = parse_size(frame[1])
+            if size is not None:
+                return size
+        pending.append(msg)
+        if msg["type"] == "websocket.disconnect":
+            return None
+    return None
+
+
+def parse_size(data: bytes) -> tuple[int, int] | None:
+    """(columns, rows) of a resize message, None when it is malformed or empty."""
+    try:
+        size = orjson.loads(data)
+        width, height = int(size.get("Width", 0)), int(size.get("Height", 0))
+    except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+        log.debug("ignoring a malformed resize message %r", data[:100])
+        return None
+    return (width, height) if width > 0 and height > 0 else None
 
 
 async def _finish(send: Send, protocol: Protocol, status: dict[str, Any]) -> None:
@@ -202,8 +240,10 @@ class Bridge:
     Status is returned) or the client goes away (None)."""
 
     def __init__(self, session: StreamSession, request: StreamRequest, protocol: Protocol,
-                 send: Send, receive: Receive) -> None:
+                 send: Send, receive: Receive, pending: list[dict[str, Any]] | None = None
+                 ) -> None:
         self.session = session
+        self.pending = list(pending or ())  # messages read before the session started
         self.request = request
         self.protocol = protocol
         self.send = send
@@ -246,7 +286,7 @@ class Bridge:
     async def _input(self) -> None:
         stdin_open = self.request.stdin
         while True:
-            msg = await self.receive()
+            msg = self.pending.pop(0) if self.pending else await self.receive()
             if msg["type"] == "websocket.disconnect":
                 return
             frame = self.protocol.unframe(msg)
@@ -264,14 +304,9 @@ class Bridge:
                     await self.session.close_stdin()
 
     async def _resize(self, data: bytes) -> None:
-        try:
-            size = orjson.loads(data)
-            width, height = int(size.get("Width", 0)), int(size.get("Height", 0))
-        except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
-            log.debug("ignoring a malformed resize message %r", data[:100])
-            return
-        if width > 0 and height > 0:
-            await self.session.resize(width, height)
+        size = parse_size(data)
+        if size is not None:
+            await self.session.resize(*size)
 
 
 async def stream_body(chunks: AsyncIterator[bytes], send: Send, receive: Receive) -> None:

@@ -309,7 +309,10 @@ class Runtime(Protocol):
         ...
 
     async def exec(self, container_id: str, command: Sequence[str], *, tty: bool,
-                   stdin: bool) -> StreamSession: ...
+                   stdin: bool, size: tuple[int, int] | None = None) -> StreamSession:
+        """Start ``command`` in the container; with a TTY of ``size`` (columns, rows) from its
+        first instant when given, so a command that asks at once sees the client's size."""
+        ...
 
     async def attach(self, container_id: str, *, tty: bool, stdin: bool) -> StreamSession:
         """Connect to the running container's own stdio (its stdin only if it was created

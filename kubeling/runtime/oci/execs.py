@@ -74,8 +74,9 @@ def runner_env() -> dict[str, str]:
 class RuncExecSession(ExecSession):
     """An ExecSession whose process is ``runc exec``; closing it kills the command inside."""
 
-    def __init__(self, *, tty: bool, stdin: bool, pid_path: Path) -> None:
-        super().__init__(tty=tty, stdin=stdin, raw=True)
+    def __init__(self, *, tty: bool, stdin: bool, pid_path: Path,
+                 size: tuple[int, int] | None = None) -> None:
+        super().__init__(tty=tty, stdin=stdin, raw=True, size=size)
         self.pid_path = pid_path
 
     async def close(self) -> None:

@@ -274,11 +274,11 @@ class OciRuntime(SandboxOps):
         return await execs.exec_sync(argv, pid_path, str(record.dir), timeout)
 
     async def exec(self, container_id: str, command: Sequence[str], *, tty: bool,
-                   stdin: bool) -> StreamSession:
+                   stdin: bool, size: tuple[int, int] | None = None) -> StreamSession:
         record = self._container(container_id)
         pid_path = execs.pid_file(record.dir)
         argv = self._exec_argv(record, command, tty, pid_path)
-        session = execs.RuncExecSession(tty=tty, stdin=stdin, pid_path=pid_path)
+        session = execs.RuncExecSession(tty=tty, stdin=stdin, pid_path=pid_path, size=size)
         try:
             await session.start(argv, env=execs.runner_env(), cwd=str(record.dir))
         except OSError as err:

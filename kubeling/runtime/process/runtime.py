@@ -294,10 +294,10 @@ class ProcessRuntime:
         return ExecResult(exit_code=128 - code if code < 0 else code, stdout=out, stderr=err)
 
     async def exec(self, container_id: str, command: Sequence[str], *, tty: bool,
-                   stdin: bool) -> StreamSession:
+                   stdin: bool, size: tuple[int, int] | None = None) -> StreamSession:
         record = self._container(container_id)
         argv, cwd = self._exec_argv(record, command)
-        session = ExecSession(tty=tty, stdin=stdin)
+        session = ExecSession(tty=tty, stdin=stdin, size=size)
         try:
             await session.start(argv, env=record.environ(), cwd=cwd)
         except OSError as err:

@@ -48,8 +48,10 @@ def _controlling_tty(slave: int) -> Callable[[], None]:
 class ExecSession:
     """A command run in a container's context, its stdio wired to this session."""
 
-    def __init__(self, *, tty: bool, stdin: bool, raw: bool = False) -> None:
+    def __init__(self, *, tty: bool, stdin: bool, raw: bool = False,
+                 size: tuple[int, int] | None = None) -> None:
         self.tty = tty
+        self._size = size  # the terminal's (columns, rows) before the command starts
         self._raw = raw  # the TTY only relays another one (runc exec -t): no echo, no editing
         self._want_stdin = stdin
         self._queue: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue()
@@ -67,6 +69,8 @@ class ExecSession:
             master, slave = os.openpty()
             if self._raw:
                 tty_module.setraw(slave)
+            if self._size is not None:
+                set_winsize(master, *self._size)
             self._master = master
             stdin_child = stdout_child = stderr_child = slave
             child_fds.append(slave)
