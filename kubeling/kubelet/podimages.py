@@ -6,6 +6,7 @@ from kubeling.client.events import NORMAL, WARNING
 from kubeling.client.interface import Obj
 from kubeling.kubelet.backoff import Backoff
 from kubeling.kubelet.context import KubeletContext
+from kubeling.kubelet.pullsecrets import credentials
 from kubeling.runtime.protocol import RuntimeFailure
 
 REGISTRY_UNAVAILABLE = "RegistryUnavailable"  # a runtime's reason: the registry was unreachable
@@ -70,7 +71,8 @@ class ImagePuller:
         ctx.recorder.event(pod, NORMAL, "Pulling", f"Pulling image \"{image}\"")
         start = ctx.clock.monotonic()
         try:
-            ref = await ctx.runtime.pull_image(image)
+            ref = await ctx.runtime.pull_image(
+                image, auth=credentials(pod, image, ctx.objects))
         except RuntimeFailure as exc:
             if exc.reason == REGISTRY_UNAVAILABLE and info is not None:
                 # Always, but the registry cannot be reached: the copy on the machine

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -143,3 +144,34 @@ async def test_pod_cidr_reaches_the_runtime_once_per_change(
 def test_pod_cgroups_follow_the_qos_class(resources: dict[str, object], parent: str) -> None:
     pod = make_pod([{"name": "c", "image": "i", "resources": resources}], uid="U")
     assert cgroup_parent(pod) == parent
+
+
+def _secret(kind: str, field: str, doc: dict[str, object]) -> dict[str, object]:
+    import base64
+    import json
+
+    return {"type": kind, "data": {field: base64.b64encode(json.dumps(doc).encode()).decode()}}
+
+
+def test_pull_secrets_give_the_matching_registrys_credentials() -> None:
+    from kubeling.kubelet.pullsecrets import credentials, registry_of
+
+    secrets = {
+        "hub": _secret("kubernetes.io/dockerconfigjson", ".dockerconfigjson", {"auths": {
+            "https://index.docker.io/v1/": {"username": "u", "password": "p"}}}),
+        "local": _secret("kubernetes.io/dockercfg", ".dockercfg", {
+            "127.0.0.1:5000": {"auth": "dTpw"}}),
+    }
+
+    class Objects:
+        def secret(self, namespace: str, name: str) -> dict[str, object] | None:
+            return secrets.get(name) if namespace == "ns" else None
+
+    pod = {"metadata": {"name": "p", "namespace": "ns"},
+           "spec": {"imagePullSecrets": [{"name": "missing"}, {"name": "local"},
+                                         {"name": "hub"}]}}
+    assert registry_of("busybox") == "docker.io" and registry_of("a.b/c") == "a.b"
+    objects: Any = Objects()
+    assert credentials(pod, "busybox:1.36", objects) == {"username": "u", "password": "p"}
+    assert credentials(pod, "127.0.0.1:5000/x:1", objects) == {"auth": "dTpw"}
+    assert credentials(pod, "quay.io/x", objects) is None
