@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol, Self
 
 from kubeling.runtime.protocol import ContainerState, ContainerStatus
 
@@ -97,3 +97,22 @@ def container_status(record: ShimRecord) -> ContainerStatus:
         started_at=float(started["started_at"]) if started else 0.0,
         pid=pid, log_path=record.log_path, labels=dict(record.labels),
         annotations=dict(record.annotations), **extra)
+
+
+class JsonRecord:
+    """A runtime's record of a sandbox or container: the dataclass fields in ``FIELDS``,
+    kept as one JSON file (``FILE``) in the record's own directory, which is not stored."""
+
+    FILE: ClassVar[str]
+    FIELDS: ClassVar[tuple[str, ...]]
+    dir: Path
+
+    def save(self) -> None:
+        write_json(self.dir / self.FILE, {k: getattr(self, k) for k in self.FIELDS})
+
+    @classmethod
+    def load(cls, directory: Path) -> Self | None:
+        data = read_json(directory / cls.FILE)
+        if data is None:
+            return None
+        return cls(dir=directory, **{k: data[k] for k in cls.FIELDS if k in data})  # type: ignore[call-arg]

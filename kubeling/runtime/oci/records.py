@@ -30,6 +30,7 @@ from kubeling.runtime.protocol import (
     SandboxStatus,
 )
 from kubeling.runtime.shimfiles import (
+    JsonRecord,
     container_status,
     pid_alive,
     read_json,
@@ -41,7 +42,7 @@ __all__ = ["ContainerRecord", "SandboxRecord", "pid_alive", "read_json", "write_
 
 
 @dataclass
-class SandboxRecord:
+class SandboxRecord(JsonRecord):
     id: str
     dir: Path
     config: dict[str, Any]
@@ -52,17 +53,8 @@ class SandboxRecord:
     ips: list[str] = field(default_factory=list)
     cgroup_parent: str = ""  # relative to the runtime's cgroup parent, e.g. kubepods/.../pod<uid>
 
+    FILE = "sandbox.json"
     FIELDS = ("id", "config", "created_at", "state", "netns", "ip", "ips", "cgroup_parent")
-
-    def save(self) -> None:
-        write_json(self.dir / "sandbox.json", {k: getattr(self, k) for k in self.FIELDS})
-
-    @classmethod
-    def load(cls, directory: Path) -> SandboxRecord | None:
-        data = read_json(directory / "sandbox.json")
-        if data is None:
-            return None
-        return cls(dir=directory, **{k: data[k] for k in cls.FIELDS if k in data})
 
     @property
     def pause_dir(self) -> Path:
@@ -86,7 +78,7 @@ class SandboxRecord:
 
 
 @dataclass
-class ContainerRecord:
+class ContainerRecord(JsonRecord):
     id: str
     sandbox_id: str
     dir: Path
@@ -108,19 +100,10 @@ class ContainerRecord:
     stop_signal: str = ""
     mounted: bool = False  # the overlay rootfs is mounted
 
+    FILE = "container.json"
     FIELDS = ("id", "sandbox_id", "name", "attempt", "image", "image_ref", "argv", "env",
               "cwd", "log_path", "stdin", "stdin_once", "tty", "labels", "annotations",
               "created_at", "cgroup", "stop_signal", "mounted")
-
-    def save(self) -> None:
-        write_json(self.dir / "container.json", {k: getattr(self, k) for k in self.FIELDS})
-
-    @classmethod
-    def load(cls, directory: Path) -> ContainerRecord | None:
-        data = read_json(directory / "container.json")
-        if data is None:
-            return None
-        return cls(dir=directory, **{k: data[k] for k in cls.FIELDS if k in data})
 
     @property
     def bundle(self) -> Path:

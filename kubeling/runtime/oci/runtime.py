@@ -36,6 +36,7 @@ from kubeling.runtime.oci.records import (
 )
 from kubeling.runtime.oci.runc import Runc, find_binary
 from kubeling.runtime.oci.sandboxes import SandboxOps
+from kubeling.runtime.process.sessions import ExecSessions
 from kubeling.runtime.protocol import (
     ContainerConfig,
     ContainerStats,
@@ -75,7 +76,7 @@ class OciRuntime(SandboxOps):
         self._sandboxes: dict[str, SandboxRecord] = {}
         self._containers: dict[str, ContainerRecord] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._execs: dict[str, set[execs.RuncExecSession]] = {}
+        self._execs = ExecSessions()
         for d in self.sandbox_root.iterdir():
             if (s := SandboxRecord.load(d)) is not None:
                 self._sandboxes[s.id] = s
@@ -190,8 +191,7 @@ class OciRuntime(SandboxOps):
         record = self._containers.get(container_id)
         if record is None:
             return
-        for session in list(self._execs.pop(container_id, ())):
-            await session.close()
+        await self._execs.close(container_id)
         async with self._lock(container_id):
             await self._stop(record.dir, record.id, timeout, record.stop_signal or "TERM")
 
@@ -283,9 +283,7 @@ class OciRuntime(SandboxOps):
             await session.start(argv, env=execs.runner_env(), cwd=str(record.dir))
         except OSError as err:
             raise RuntimeFailure("ExecError", f"cannot exec {command[0]!r}: {err}") from err
-        sessions = self._execs.setdefault(container_id, set())
-        sessions.difference_update([s for s in sessions if s.finished])
-        sessions.add(session)
+        self._execs.add(container_id, session)
         return session
 
     async def attach(self, container_id: str, *, tty: bool, stdin: bool) -> StreamSession:
@@ -354,10 +352,7 @@ class OciRuntime(SandboxOps):
         await asyncio.to_thread(self.net.configure, pod_cidr)
 
     async def close(self) -> None:
-        for sessions in self._execs.values():
-            for session in list(sessions):
-                await session.close()
-        self._execs.clear()
+        await self._execs.close_all()
 
 
 def _info(image: Image) -> ImageInfo:

@@ -23,6 +23,7 @@ from typing import Any
 
 from kubeling.runtime.protocol import ContainerStatus, SandboxState, SandboxStatus
 from kubeling.runtime.shimfiles import (
+    JsonRecord,
     container_status,
     pid_alive,
     read_json,
@@ -34,25 +35,15 @@ __all__ = ["ContainerRecord", "SandboxRecord", "pid_alive", "read_json", "write_
 
 
 @dataclass
-class SandboxRecord:
+class SandboxRecord(JsonRecord):
     id: str
     dir: Path
     config: dict[str, Any]
     created_at: float
     state: str = SandboxState.READY.value
 
-    def save(self) -> None:
-        write_json(self.dir / "sandbox.json", {
-            "id": self.id, "config": self.config, "created_at": self.created_at,
-            "state": self.state})
-
-    @classmethod
-    def load(cls, directory: Path) -> SandboxRecord | None:
-        data = read_json(directory / "sandbox.json")
-        if data is None:
-            return None
-        return cls(id=data["id"], dir=directory, config=data["config"],
-                   created_at=data["created_at"], state=data["state"])
+    FILE = "sandbox.json"
+    FIELDS = ("id", "config", "created_at", "state")
 
     def status(self, node_ip: str) -> SandboxStatus:
         c = self.config
@@ -64,7 +55,7 @@ class SandboxRecord:
 
 
 @dataclass
-class ContainerRecord:
+class ContainerRecord(JsonRecord):
     id: str
     sandbox_id: str
     dir: Path
@@ -86,19 +77,10 @@ class ContainerRecord:
     created_at: float
     created_paths: list[str] = field(default_factory=list)
 
+    FILE = "container.json"
     FIELDS = ("id", "sandbox_id", "name", "attempt", "image", "image_ref", "argv", "env",
               "cwd", "mounts", "private_mounts", "log_path", "stdin", "stdin_once", "tty",
               "labels", "annotations", "created_at", "created_paths")
-
-    def save(self) -> None:
-        write_json(self.dir / "container.json", {k: getattr(self, k) for k in self.FIELDS})
-
-    @classmethod
-    def load(cls, directory: Path) -> ContainerRecord | None:
-        data = read_json(directory / "container.json")
-        if data is None:
-            return None
-        return cls(dir=directory, **{k: data[k] for k in cls.FIELDS if k in data})
 
     @property
     def root(self) -> Path:

@@ -43,7 +43,7 @@ from kubeling.runtime import RuntimeOptions, shims
 from kubeling.runtime.process import tree
 from kubeling.runtime.process.images import ImageStore, image_id
 from kubeling.runtime.process.records import ContainerRecord, SandboxRecord, write_json
-from kubeling.runtime.process.sessions import ExecSession
+from kubeling.runtime.process.sessions import ExecSession, ExecSessions
 from kubeling.runtime.protocol import (
     ContainerConfig,
     ContainerStats,
@@ -84,7 +84,7 @@ class ProcessRuntime:
         self._sandboxes: dict[str, SandboxRecord] = {}
         self._containers: dict[str, ContainerRecord] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._execs: dict[str, set[ExecSession]] = {}
+        self._execs = ExecSessions()
         for d in self.sandbox_root.iterdir():
             if (s := SandboxRecord.load(d)) is not None:
                 self._sandboxes[s.id] = s
@@ -208,8 +208,7 @@ class ProcessRuntime:
         record = self._containers.get(container_id)
         if record is None:
             return
-        for session in list(self._execs.pop(container_id, ())):
-            await session.close()
+        await self._execs.close(container_id)
         async with self._lock(container_id):
             started = record.started()
             if started is None or record.exited() is not None:
@@ -302,9 +301,7 @@ class ProcessRuntime:
             await session.start(argv, env=record.environ(), cwd=cwd)
         except OSError as err:
             raise RuntimeFailure("ExecError", f"cannot exec {command[0]!r}: {err}") from err
-        sessions = self._execs.setdefault(container_id, set())
-        sessions.difference_update([s for s in sessions if s.finished])
-        sessions.add(session)
+        self._execs.add(container_id, session)
         return session
 
     async def attach(self, container_id: str, *, tty: bool, stdin: bool) -> StreamSession:
@@ -355,10 +352,7 @@ class ProcessRuntime:
         """Pods share the host's network here: a pod CIDR changes nothing."""
 
     async def close(self) -> None:
-        for sessions in self._execs.values():
-            for session in list(sessions):
-                await session.close()
-        self._execs.clear()
+        await self._execs.close_all()
 
 
 def _plain(config: PodSandboxConfig) -> dict[str, object]:

@@ -307,3 +307,24 @@ class AttachSession:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+class ExecSessions:
+    """The exec sessions a runtime has running, by container: ended with their container
+    (a stop) or with the runtime (``close``)."""
+
+    def __init__(self) -> None:
+        self._by_container: dict[str, set[ExecSession]] = {}
+
+    def add(self, container_id: str, session: ExecSession) -> None:
+        sessions = self._by_container.setdefault(container_id, set())
+        sessions.difference_update([s for s in sessions if s.finished])
+        sessions.add(session)
+
+    async def close(self, container_id: str) -> None:
+        for session in list(self._by_container.pop(container_id, ())):
+            await session.close()
+
+    async def close_all(self) -> None:
+        for container_id in list(self._by_container):
+            await self.close(container_id)
