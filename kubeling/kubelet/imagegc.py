@@ -44,7 +44,8 @@ class ImageGC:
     def __init__(self, ctx: KubeletContext, *,
                  measure: Callable[[], DiskUsage] | None = None) -> None:
         self.ctx = ctx
-        self.measure = measure or (lambda: disk_usage(str(ctx.options.images_dir)))
+        # The agent's root holds the image store (which a process runtime never creates).
+        self.measure = measure or (lambda: disk_usage(str(ctx.options.root_dir)))
         self.last_used: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
 
