@@ -260,9 +260,13 @@ class Scheduler:
             return
         since = (cond.get("lastTransitionTime") if cond is not None
                  and cond.get("status") == "False" else None) or rfc3339(self.clock.now())
-        patch = {"status": {"conditions": [{
-            "type": "PodScheduled", "status": "False", "reason": reason, "message": message,
-            "lastProbeTime": None, "lastTransitionTime": since}]}}
+        # Conditional on the pod as seen: a bind that landed meanwhile wins (409, dropped),
+        # and the pod's next attempt reports again if it is still unschedulable.
+        patch = {"metadata": {"resourceVersion": pod["metadata"].get("resourceVersion")},
+                 "status": {"conditions": [{
+                     "type": "PodScheduled", "status": "False", "reason": reason,
+                     "message": message, "lastProbeTime": None,
+                     "lastTransitionTime": since}]}}
         spawn(self._patch_status(pod, patch), name=f"pod-condition-{_key(pod)}")
 
     async def _patch_status(self, pod: Obj, patch: Obj) -> None:
