@@ -73,6 +73,7 @@ class Cluster:
     proc: subprocess.Popen[bytes] | None = None
     agent: bool = False  # run the server's own node agent (off: pods only on hollow nodes)
     runtime: str = "process"  # the agent's --runtime
+    proxy: bool = False  # run the agent's service proxy (off: no host nftables rules)
     log_path: Path = field(init=False)
     cache_dir: Path = field(init=False)
 
@@ -100,6 +101,8 @@ class Cluster:
         log = open(self.log_path, "ab")
         agent = (*AGENT_FLAGS, "--runtime", self.runtime) if self.agent else \
             ("--disable-agent",)
+        if self.agent and not self.proxy:
+            agent = (*agent, "--disable-kube-proxy")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kubeling.cli.main", "server", "--data-dir",
              str(self.data_dir), "--listen", f"127.0.0.1:{self.port}", *agent, *extra],

@@ -190,12 +190,16 @@ class RunningAgent:
     """An Agent started over ``client`` (it serves its own /healthz and /metrics on
     ``options.health_port``): what both commands run."""
 
-    def __init__(self, client: Client, options: KubeletOptions) -> None:
+    def __init__(self, client: Client, options: KubeletOptions, *,
+                 proxy_client: Client | None = None) -> None:
         self.client = client
         self.options = options
+        self.proxy_client = proxy_client or client
         self.agent: Any = None
+        self.proxy: Any = None
 
-    async def start(self) -> bool:
+    async def start(self, args: argparse.Namespace | None = None) -> bool:
+        """Start the agent, then (given the command's ``args``) the node's service proxy."""
         cls = agent_class()
         if cls is None:
             return False
@@ -204,11 +208,21 @@ class RunningAgent:
         log.info("node %s is running (kubelet API on port %s, health on port %s)",
                  self.options.node_name, getattr(self.agent, "port", "?"),
                  getattr(self.agent, "health_port", "?"))
+        if args is not None:
+            from kubeling.cli.services import start_proxy
+
+            ctx = getattr(self.agent, "ctx", None)
+            node_ip = ctx.node_ip if ctx is not None else self.options.node_ip
+            self.proxy = await start_proxy(self.proxy_client, args,
+                                           node_name=self.options.node_name, node_ip=node_ip)
         return True
 
     async def stop(self, *, timeout: float = 15.0) -> None:
-        """Stop the agent (its containers keep running); give up after ``timeout`` seconds
-        rather than hang a shutdown."""
+        """Stop the proxy (its rules stay, so Services keep answering) and the agent (its
+        containers keep running); give up after ``timeout`` seconds rather than hang."""
+        if self.proxy is not None:
+            proxy, self.proxy = self.proxy, None
+            await proxy.stop()
         if self.agent is not None:
             agent, self.agent = self.agent, None
             try:
@@ -250,13 +264,15 @@ async def _run(args: argparse.Namespace) -> int:
     options.ca_file = data_dir / "pki" / "ca.crt"
     client = HttpClient.from_kubeconfig(str(kubeconfig), field_manager="kubelet",
                                         user_agent=f"kubelet/{options.node_name}")
-    running = RunningAgent(client, options)
+    proxy_client = HttpClient.from_kubeconfig(str(kubeconfig), field_manager="kube-proxy",
+                                              user_agent=f"kube-proxy/{options.node_name}")
+    running = RunningAgent(client, options, proxy_client=proxy_client)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        if not await running.start():
+        if not await running.start(args):
             return 1
         print(f"kubeling agent: node {options.node_name} joined {client.server}", flush=True)
         await stop.wait()
@@ -265,6 +281,7 @@ async def _run(args: argparse.Namespace) -> int:
         await running.stop()
         await cancel_all()
         await client.close()
+        await proxy_client.close()
     return 0
 
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from kubeling.cli import agent as agent_flags
-from kubeling.cli import components
+from kubeling.cli import components, services
 from kubeling.cli import images as images_cli
 
 
@@ -52,10 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     components.add_controller_flags(srv)
     components.add_toleration_flags(srv)
     agent_flags.add_agent_flags(srv)
+    services.add_server_flags(srv)
+    services.add_proxy_flags(srv, with_cluster_cidr=False)
 
     agent = sub.add_parser("agent", help="join a cluster as a node and run its pods")
     agent_flags.add_join_flags(agent)
     agent_flags.add_agent_flags(agent)
+    services.add_proxy_flags(agent, with_cluster_cidr=True)
 
     sched = sub.add_parser("scheduler", help="run the scheduler against an API server")
     components.add_remote_flags(sched, lease="kube-scheduler", health_port=10251)

@@ -14,13 +14,14 @@ import gc
 import logging
 import signal
 from pathlib import Path
+from typing import Any
 
 from kubeling.apiserver.app import ApiServer
 from kubeling.apiserver.auth import NODE_USER, Authenticator, User
 from kubeling.apiserver.certs import Pki, ensure_pki, join_token, node_secret
 from kubeling.apiserver.metrics import InstrumentedStore
 from kubeling.apiserver.server import Server, make_config
-from kubeling.cli import components
+from kubeling.cli import components, services
 from kubeling.cli.agent import RunningAgent, agent_options
 from kubeling.cli.kubeconfig import write_kubeconfig
 from kubeling.cli.main import default_data_dir
@@ -87,20 +88,34 @@ def _api_server(registry: Registry, auth: Authenticator, pki: Pki) -> ApiServer:
 
 
 async def _start_agent(registry: Registry, args: argparse.Namespace, data_dir: Path,
-                       pki: Pki) -> RunningAgent | None:
-    """This machine's node agent, in process; None when it could not start (the API
-    server keeps serving)."""
+                       pki: Pki, *, cluster_dns: str) -> RunningAgent | None:
+    """This machine's node agent and its service proxy, in process; None when the agent
+    could not start (the API server keeps serving)."""
     options = agent_options(args, data_dir / "agent", control_plane=True)
     options.ca_file = pki.ca_cert
-    agent = RunningAgent(InProcessClient(registry, manager="kubelet"), options)
+    if cluster_dns and not getattr(options, "cluster_dns", ()):  # WIRING
+        options.cluster_dns = (cluster_dns,)  # type: ignore[attr-defined]
+    agent = RunningAgent(InProcessClient(registry, manager="kubelet"), options,
+                         proxy_client=InProcessClient(registry, manager="kube-proxy"))
     try:
-        if not await agent.start():
+        if not await agent.start(args):
             return None
     except Exception:
         log.exception("the node agent failed to start; serving the API without it")
         await agent.stop()
         return None
     return agent
+
+
+async def _start_dns(registry: Registry, args: argparse.Namespace) -> Any:
+    """The cluster DNS, on the node's address (not the API's, which may be loopback: a pod's
+    packets cannot be sent to the host's 127.0.0.1)."""
+    try:
+        return await services.start_dns(InProcessClient(registry, manager="kube-dns"), args,
+                                        node_ip=args.node_ip or detect_node_ip())
+    except Exception:
+        log.exception("the cluster DNS failed to start; serving the API without it")
+        return None
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -120,7 +135,7 @@ async def _serve(args: argparse.Namespace) -> int:
              await store.current_revision())
     from kubeling.storage import compactor
 
-    registry = Registry(InstrumentedStore(store))
+    registry = Registry(InstrumentedStore(store))  # WIRING: service_cidr
     await registry.start()
     log.info("watch cache synced at revision %d", registry.cache.revision)
     _tune_gc()
@@ -157,13 +172,20 @@ async def _serve(args: argparse.Namespace) -> int:
     print(f"kubeling is ready. To use it:\n  export KUBECONFIG={kubeconfig}\n  kubectl get ns\n"
           f"To add a node, run on it:\n  kubeling agent --server {scheme}://{public}:{port} "
           f"--token {token}", flush=True)
+    if hasattr(registry, "reconcile_master_endpoints"):  # WIRING
+        await registry.reconcile_master_endpoints(public or detect_node_ip(), port)
+    dns = await _start_dns(registry, args)
     agent: RunningAgent | None = None
     if not args.disable_agent:
-        agent = await _start_agent(registry, args, data_dir, pki)
+        agent = await _start_agent(registry, args, data_dir, pki,
+                                   cluster_dns=services.dns_cluster_ip(args.service_cidr)
+                                   if dns is not None else "")
     await serve
     log.info("shutting down")
     if agent is not None:
         await agent.stop()
+    if dns is not None:
+        await dns.stop()
     await app.nodes.close()
     await informers.stop()
     await registry.stop()
