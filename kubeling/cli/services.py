@@ -63,6 +63,9 @@ def add_server_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cluster-dns-port", type=int, default=DEFAULT_DNS_PORT,
                    help="port the cluster DNS listens on at the node address, behind its "
                         "cluster IP's port 53 (default 10053; 0 = a free port)")
+    g.add_argument("--cluster-dns-upstream", action="append", default=[], metavar="IP[:PORT]",
+                   help="where the cluster DNS forwards names outside the cluster "
+                        "(repeatable; default: the nameservers of /etc/resolv.conf)")
     g.add_argument("--disable-dns", action="store_true",
                    help="do not run the cluster DNS in the server process")
 
@@ -111,7 +114,8 @@ async def start_dns(client: Client, args: argparse.Namespace, *, node_ip: str) -
 
     domain = getattr(args, "cluster_domain", "") or CLUSTER_DOMAIN
     port = args.cluster_dns_port
-    dns = ClusterDNS(client, domain=domain, listen=(node_ip, port))
+    upstreams = args.cluster_dns_upstream or None
+    dns = ClusterDNS(client, domain=domain, listen=(node_ip, port), upstreams=upstreams)
     try:
         await dns.start()
     except OSError as exc:
@@ -121,7 +125,7 @@ async def start_dns(client: Client, args: argparse.Namespace, *, node_ip: str) -
             return None
         log.warning("port %d is taken on %s: the cluster DNS takes a free port", port, node_ip)
         await dns.stop()
-        dns = ClusterDNS(client, domain=domain, listen=(node_ip, 0))
+        dns = ClusterDNS(client, domain=domain, listen=(node_ip, 0), upstreams=upstreams)
         await dns.start()
     cluster_ip = dns_cluster_ip(args.service_cidr)
     await publish_service(client, cluster_ip=cluster_ip, address=node_ip, port=dns.port)
