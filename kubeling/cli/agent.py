@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import os
 import signal
@@ -73,6 +74,17 @@ def labels(text: str) -> dict[str, str]:
     return out
 
 
+def ip_list(text: str) -> tuple[str, ...]:
+    """``10.43.0.10,fd00::10``: IP addresses, comma-separated."""
+    out: list[str] = []
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        try:
+            out.append(str(ipaddress.ip_address(item)))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid IP address {item!r}") from None
+    return tuple(out)
+
+
 def add_agent_flags(p: argparse.ArgumentParser) -> None:
     """The node agent's flags, for ``kubeling server`` and ``kubeling agent``."""
     g = p.add_argument_group("node agent")
@@ -123,6 +135,14 @@ def add_agent_flags(p: argparse.ArgumentParser) -> None:
                    help="how often the node's Lease is renewed (default 10s)")
     g.add_argument("--node-lease-duration-seconds", type=int, default=40,
                    help="leaseDurationSeconds of the node's Lease (default 40)")
+    g.add_argument("--cluster-dns", type=ip_list, default=(),
+                   help="the DNS server(s) ClusterFirst pods resolve with, comma-separated "
+                        "(default: the cluster IP of the kube-system/kube-dns Service)")
+    g.add_argument("--cluster-domain", default="cluster.local",
+                   help="the cluster's DNS domain (default cluster.local)")
+    g.add_argument("--resolv-conf", type=Path, default=Path("/etc/resolv.conf"),
+                   help="the host resolver file dnsPolicy Default pods get (default "
+                        "/etc/resolv.conf)")
 
 
 def agent_options(args: argparse.Namespace, root_dir: Path, *,
@@ -163,6 +183,9 @@ def agent_options(args: argparse.Namespace, root_dir: Path, *,
                                    args.node_status_update_frequency),
         container_log_max_bytes=args.container_log_max_size,
         container_log_max_files=args.container_log_max_files,
+        cluster_dns=tuple(args.cluster_dns),
+        cluster_domain=args.cluster_domain.strip(".") or "cluster.local",
+        resolv_conf=args.resolv_conf,
     )
 
 

@@ -68,6 +68,8 @@ class InformerObjects:
         self._pvs = informers.informer(("", "persistentvolumes"))
         self._nodes = informers.informer(("", "nodes"),
                                          field_selector=f"metadata.name={node_name}")
+        # Services: the pods' service environment variables and the cluster DNS address.
+        self._services = informers.informer(("", "services"))
         self._node_name = node_name
 
     def configmap(self, namespace: str, name: str) -> Obj | None:
@@ -84,6 +86,12 @@ class InformerObjects:
 
     def node(self) -> Obj | None:
         return self._nodes.get(None, self._node_name)
+
+    def service(self, namespace: str, name: str) -> Obj | None:
+        return self._services.get(namespace, name)
+
+    def services(self, namespace: str) -> list[Obj]:
+        return self._services.list(namespace)
 
 
 def _is_mirror(pod: Obj) -> bool:

@@ -23,6 +23,7 @@ from kubeling.client.interface import Obj
 from kubeling.kubelet import context as k
 from kubeling.kubelet import envvars
 from kubeling.kubelet.context import KubeletOptions, ObjectSource
+from kubeling.kubelet.servicelinks import pod_service_env
 from kubeling.runtime.protocol import (
     ContainerConfig,
     ContainerStatus,
@@ -43,12 +44,14 @@ class EnvConfigError(Exception):
 
 def make_env(pod: Obj, container: Obj, *, objects: ObjectSource, node_name: str,
              host_ip: str, pod_ip: str) -> list[tuple[str, str]]:
-    """The container's environment; raises EnvConfigError with the kubelet's message."""
+    """The container's environment, service variables included when ``objects`` holds
+    Services; raises EnvConfigError with the kubelet's message."""
     try:
         return envvars.make_env(pod, container, objects=objects, node_name=node_name,
                                 host_ip=host_ip, pod_ip=pod_ip,
                                 pod_ips=[pod_ip] if pod_ip else [],
-                                host_ips=[host_ip] if host_ip else [])
+                                host_ips=[host_ip] if host_ip else [],
+                                service_env=pod_service_env(pod, objects))
     except envvars.EnvError as exc:
         raise EnvConfigError(str(exc)) from exc
 

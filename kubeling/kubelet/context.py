@@ -89,6 +89,12 @@ class KubeletOptions:
     image_gc_high_percent: int = 85
     image_gc_low_percent: int = 80
     image_gc_interval: float = 300.0
+    # Pods' DNS: the cluster DNS addresses (empty = the clusterIP of kube-system/kube-dns,
+    # read from the API), the cluster domain, and the host resolver file that dnsPolicy
+    # Default (and ClusterFirst's extra search domains) read.
+    cluster_dns: tuple[str, ...] = ()
+    cluster_domain: str = "cluster.local"
+    resolv_conf: Path = Path("/etc/resolv.conf")
 
     @property
     def pods_dir(self) -> Path:

@@ -23,6 +23,7 @@ Times are float seconds since the epoch; 0.0 means "not yet".
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -87,6 +88,11 @@ class PodSandboxConfig:
     dns_servers: tuple[str, ...] = ()
     dns_searches: tuple[str, ...] = ()
     dns_options: tuple[str, ...] = ()
+    # /etc/hosts: "<ip>\t<hostname>.<hostname_domain>\t<hostname>" when the pod has a
+    # subdomain (hostname_domain = "<subdomain>.<namespace>.svc.<cluster domain>"), then
+    # the pod's hostAliases as (ip, hostnames).
+    hostname_domain: str = ""
+    host_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
     sysctls: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
@@ -320,6 +326,12 @@ class Runtime(Protocol):
         ...
 
     async def reopen_container_log(self, container_id: str) -> None: ...
+
+    async def port_forward(self, sandbox_id: str,
+                           port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A TCP connection to ``port`` on localhost in the sandbox's network (CRI
+        PortForward); raises RuntimeFailure (reason PortForwardError) when refused."""
+        ...
 
     # ----- stats -------------------------------------------------------------------
     async def container_stats(self, container_id: str) -> ContainerStats | None: ...

@@ -8,7 +8,10 @@ read-only root filesystem shared by every sandbox of the runtime, so a sandbox
 needs no image.
 
 Each container bind-mounts the sandbox's ``hosts``, ``hostname`` and
-``resolv.conf``, so every container of a pod resolves the same way.
+``resolv.conf``, so every container of a pod resolves the same way. What they
+say is the kubelet's choice (dnsPolicy, subdomain, hostAliases): the runtime
+writes the resolver settings it is given, and the host's (minus loopback
+nameservers) only when it is given none.
 """
 
 from __future__ import annotations
@@ -56,13 +59,37 @@ def hostname(config: PodSandboxConfig) -> str:
     return (config.hostname or config.name)[:63]
 
 
-def hosts_file(ip: str, name: str) -> str:
-    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
+def hosts_file(ip: str, name: str, *, domain: str = "",
+               aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()) -> str:
+    """The pod's /etc/hosts as the kubelet manages it: loopback names, the pod's own name
+    (fully qualified first when it has a subdomain), then its hostAliases."""
+    lines = ["# Kubernetes-managed hosts file.", "127.0.0.1\tlocalhost",
+             "::1\tlocalhost ip6-localhost ip6-loopback",
              "fe00::0\tip6-localnet", "fe00::0\tip6-mcastprefix", "fe00::1\tip6-allnodes",
              "fe00::2\tip6-allrouters"]
     if ip:
-        lines.append(f"{ip}\t{name}")
+        lines.append(f"{ip}\t{name}.{domain}\t{name}" if domain else f"{ip}\t{name}")
+    return "\n".join(lines) + "\n" + alias_entries(aliases)
+
+
+def alias_entries(aliases: tuple[tuple[str, tuple[str, ...]], ...]) -> str:
+    if not aliases:
+        return ""
+    lines = ["", "# Entries added by HostAliases."]
+    lines.extend(f"{ip}\t{chr(9).join(names)}" for ip, names in aliases)
     return "\n".join(lines) + "\n"
+
+
+def host_network_hosts(config: PodSandboxConfig, path: str = "/etc/hosts") -> str:
+    """A host-network pod sees the node's own /etc/hosts, plus its hostAliases."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return hosts_file("", "", aliases=config.host_aliases)
+    if text and not text.endswith("\n"):
+        text += "\n"
+    return text + alias_entries(config.host_aliases)
 
 
 def host_nameservers(path: str = "/etc/resolv.conf") -> tuple[list[str], list[str], list[str]]:
@@ -108,7 +135,9 @@ def resolv_conf(config: PodSandboxConfig) -> str:
 def write_files(directory: Path, config: PodSandboxConfig, ip: str) -> dict[str, str]:
     """The pod's /etc files; returns container path -> host path."""
     name = hostname(config)
-    files = {"hosts": hosts_file(ip, name), "hostname": name + "\n",
+    hosts = host_network_hosts(config) if config.host_network else hosts_file(
+        ip, name, domain=config.hostname_domain, aliases=config.host_aliases)
+    files = {"hosts": hosts, "hostname": name + "\n",
              "resolv.conf": resolv_conf(config)}
     found = {}
     for file_name, content in files.items():
