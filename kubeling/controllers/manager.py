@@ -33,6 +33,11 @@ CONTROLLERS: dict[str, str] = {
     "nodelifecycle": "kubeling.controllers.nodelifecycle:NodeLifecycleController",
     "nodeipam": "kubeling.controllers.nodeipam:NodeIpamController",
     "podgc": "kubeling.controllers.podgc:PodGCController",
+    "endpoint": "kubeling.controllers.endpoints:EndpointsController",
+    "endpointslice": "kubeling.controllers.endpointslice:EndpointSliceController",
+    "endpointslicemirroring":
+        "kubeling.controllers.endpointslicemirroring:EndpointSliceMirroringController",
+    "servicelb": "kubeling.controllers.servicelb:ServiceLBController",
 }
 
 
