@@ -23,6 +23,7 @@ from kubeling.apiserver import codec, discovery, metrics, nodeproxy
 from kubeling.apiserver.auth import Authenticator, User, is_public
 from kubeling.apiserver.handlers import Handlers, Response
 from kubeling.apiserver.nodeproxy import NodeProxy
+from kubeling.apiserver.portforward import PortForwarder
 from kubeling.apiserver.request import Request, RequestInfo, parse_path, parse_query
 from kubeling.apiserver.watch import WatchStream
 from kubeling.registry.registry import Registry
@@ -58,6 +59,7 @@ class ApiServer:
         self.handlers = Handlers(registry)
         # pods/log, exec and attach: proxied to the pod's node with this client certificate.
         self.nodes = NodeProxy(registry, cert=kubelet_client_cert, key=kubelet_client_key)
+        self.portforward = PortForwarder(self.nodes)  # pods/portforward (SPDY, WebSocket)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -87,6 +89,9 @@ class ApiServer:
                 req.user = user
             if info is not None and info.resource and _is_watch(req, info):
                 code = await self._watch(req, info, send, receive)
+                return
+            if _is_node_stream(info) and info is not None and info.subresource == "portforward":
+                await self.portforward.serve_http(req, info, scope)  # SPDY; else a Status
                 return
             if _is_node_stream(info):
                 assert info is not None
@@ -171,7 +176,7 @@ class ApiServer:
             if m != "POST":
                 raise errors.method_not_supported("pods/binding", m.lower())
             return await h.bind(req, info, kind, want)
-        if sub in ("portforward", "proxy", "eviction", "token", "ephemeralcontainers"):
+        if sub in ("proxy", "eviction", "token", "ephemeralcontainers"):
             raise errors.StatusError(
                 503, "ServiceUnavailable",
                 f"the {kind.resource}/{sub} subresource needs a node agent, which this server "
@@ -284,6 +289,9 @@ class ApiServer:
             if not _is_node_stream(info) or info is None or info.subresource == "log":
                 raise errors.StatusError(404, "NotFound",
                                          "the server could not find the requested resource")
+            if info.subresource == "portforward":
+                await self.portforward.serve_websocket(req, info, scope, send, receive)
+                return
             target = await self.nodes.stream_target(req, info)
             await self.nodes.serve_stream(target, scope, send, receive)
         except errors.StatusError as exc:
@@ -358,7 +366,7 @@ def _is_node_stream(info: RequestInfo | None) -> bool:
             and info.subresource in _NODE_STREAMS)
 
 
-_NODE_STREAMS = ("log", "exec", "attach")
+_NODE_STREAMS = ("log", "exec", "attach", "portforward")
 
 
 def _is_watch(req: Request, info: RequestInfo) -> bool:

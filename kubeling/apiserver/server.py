@@ -3,7 +3,8 @@
 uvicorn does not put the verified peer certificate in the ASGI scope, so a
 small protocol subclass reads it from the TLS connection once and adds the
 user it names to every request's scope under ``kubeling.peer``; the WebSocket
-protocol (exec and attach) gets the same treatment.
+protocol (exec and attach) gets the same treatment. A plain ``Upgrade: SPDY/3.1``
+request (kubectl port-forward) may be taken over by its handler.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import logging
 import ssl
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from kubeling.apiserver.app import PEER_KEY, ApiServer
 from kubeling.apiserver.auth import User, user_from_peercert
+from kubeling.apiserver.portforward import HIJACK_KEY
 
 with warnings.catch_warnings():  # uvicorn 0.34 still builds on websockets' legacy API
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -28,10 +31,27 @@ with warnings.catch_warnings():  # uvicorn 0.34 still builds on websockets' lega
 log = logging.getLogger("kubeling.apiserver")
 
 
+class _Hijacked(asyncio.StreamReaderProtocol):
+    """The protocol of a connection taken over after a SPDY upgrade."""
+
+    def __init__(self, reader: asyncio.StreamReader, on_lost: Callable[[], None]) -> None:
+        super().__init__(reader)
+        self._on_lost = on_lost
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self._on_lost()
+
+
 class PeerCertProtocol(HttpToolsProtocol):
-    """httptools protocol that records the TLS client certificate's user."""
+    """httptools protocol that records the TLS client certificate's user, and lets the
+    application take over a connection upgraded to SPDY/3.1 (kubectl port-forward): the
+    request is handled as any other (authentication, checks), and the handler may then
+    call ``scope["extensions"][HIJACK_KEY](head)`` to write its 101 and get the
+    connection as asyncio streams."""
 
     _peer: User | None = None
+    _hijacked: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -46,7 +66,37 @@ class PeerCertProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self.scope[PEER_KEY] = self._peer  # type: ignore[literal-required]
 
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        upgrade = self._get_upgrade() if self.parser.should_upgrade() else None
+        if upgrade is not None and upgrade.startswith(b"spdy/") and self.cycle is not None:
+            cycle = self.cycle
+            extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
+            extensions[HIJACK_KEY] = lambda head: self._hijack(cycle, head)
+
+    def _unsupported_upgrade_warning(self) -> None:
+        if not (self._get_upgrade() or b"").startswith(b"spdy/"):
+            super()._unsupported_upgrade_warning()
+
+    def _hijack(self, cycle: Any, head: bytes) -> tuple[asyncio.StreamReader,
+                                                        asyncio.StreamWriter]:
+        transport = self.transport
+        cycle.response_started = cycle.response_complete = True  # uvicorn writes no more
+        self._unset_keepalive_if_required()
+        reader = asyncio.StreamReader(limit=1 << 20)
+        protocol = _Hijacked(reader, on_lost=lambda: self.connections.discard(self))
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        self._hijacked = transport
+        transport.write(head)
+        transport.resume_reading()
+        writer = asyncio.StreamWriter(transport, protocol, reader, asyncio.get_running_loop())
+        return reader, writer
+
     def shutdown(self) -> None:
+        if self._hijacked is not None:
+            self._hijacked.abort()
+            return
         # An idle keep-alive connection is dropped at once: a TLS close would wait for the
         # client's close_notify, which an idle client never sends, and stall the shutdown.
         if self.cycle is None or self.cycle.response_complete:

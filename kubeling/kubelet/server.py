@@ -1,4 +1,5 @@
-"""The kubelet's own HTTPS API: container logs, exec, attach, health, metrics and stats.
+"""The kubelet's own HTTPS API: container logs, exec, attach, port-forward, health, metrics
+and stats.
 
 The API server reaches a node's containers only through this server, on the
 kubelet's paths (``/containerLogs/{ns}/{pod}/{container}``,
@@ -26,7 +27,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from kubeling.client.interface import Obj
-from kubeling.kubelet import logs, streams
+from kubeling.kubelet import logs, portforward, streams
 from kubeling.kubelet.context import CONTAINER_NAME, POD_NAME, POD_NAMESPACE, KubeletContext
 from kubeling.runtime.protocol import ContainerState, ContainerStatus, RuntimeFailure
 from kubeling.utils import metrics
@@ -150,6 +151,8 @@ class KubeletServer:
         elif path.startswith("/containerLogs/"):
             ns, pod, container = _split(path, "/containerLogs/")
             await self._logs(ns, pod, container, query, send, receive)
+        elif path.startswith("/portForward/"):
+            raise HttpError(400, "Upgrade request required")
         elif path.startswith(("/exec/", "/attach/")):
             if "spdy" in _header(scope, b"upgrade").lower():
                 raise HttpError(400, "SPDY is not supported: exec and attach are served over "
@@ -224,6 +227,9 @@ class KubeletServer:
                          keep_blank_values=True)
         if (await receive())["type"] != "websocket.connect":
             return
+        if path.startswith("/portForward/"):
+            await self._port_forward(path, query, scope, send, receive)
+            return
         try:
             if path.startswith("/exec/"):
                 verb = "exec"
@@ -244,6 +250,27 @@ class KubeletServer:
         current = attempts[0] if attempts else None
         await streams.serve(self.ctx.runtime, request, current, protocol, send, receive,
                             container_name=container)
+
+    async def _port_forward(self, path: str, query: dict[str, list[str]], scope: Scope,
+                            send: Send, receive: Receive) -> None:
+        """``/portForward/{ns}/{pod}[/{uid}]`` over WebSocket (kubelet/portforward.py)."""
+        parts = [unquote(p) for p in path[len("/portForward/"):].strip("/").split("/")]
+        try:
+            if len(parts) not in (2, 3) or not all(parts):
+                raise portforward.PortForwardRequestError(404, "404 page not found")
+            ports = portforward.parse_ports(query.get("ports", []) + query.get("port", []))
+            protocol = portforward.negotiate(list(scope.get("subprotocols") or []))
+            sandbox = await portforward.find_sandbox(self.ctx.runtime, parts[0], parts[1])
+            if sandbox is None:
+                raise portforward.PortForwardRequestError(404, "pod does not exist")
+        except portforward.PortForwardRequestError as exc:
+            await send({"type": "websocket.http.response.start", "status": exc.code,
+                        "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
+            await send({"type": "websocket.http.response.body", "body": str(exc).encode()})
+            return
+        uid = parts[2] if len(parts) == 3 else ""
+        await portforward.serve(self.ctx.runtime, sandbox, sandbox, uid, ports, protocol,
+                                send, receive)
 
 
 class _HttpProtocol(HttpToolsProtocol):

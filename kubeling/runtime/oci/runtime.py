@@ -24,7 +24,7 @@ from pathlib import Path
 from kubeling.runtime import RuntimeOptions, shims
 from kubeling.runtime.images import Image, ImageStore
 from kubeling.runtime.network import PodNetwork
-from kubeling.runtime.oci import bundle, execs, rootfs, users
+from kubeling.runtime.oci import bundle, execs, netnsconnect, rootfs, users
 from kubeling.runtime.oci import sandbox as podfiles
 from kubeling.runtime.oci.cgroups import Cgroups
 from kubeling.runtime.oci.records import (
@@ -293,6 +293,18 @@ class OciRuntime(SandboxOps):
 
     async def reopen_container_log(self, container_id: str) -> None:
         shims.reopen_log(self._container(container_id).dir, container_id)
+
+    async def port_forward(self, sandbox_id: str,
+                           port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """localhost:port inside the sandbox's network namespace (the host's for a
+        host-network pod)."""
+        box = self._sandbox(sandbox_id)
+        if box.state != SandboxState.READY.value:
+            raise RuntimeFailure("PortForwardError", f"pod sandbox {sandbox_id} is not ready")
+        try:
+            return await netnsconnect.open_connection(port, box.netns or None)
+        except netnsconnect.ForwardError as exc:
+            raise RuntimeFailure("PortForwardError", str(exc)) from None
 
     # ----- stats -------------------------------------------------------------------
     async def container_stats(self, container_id: str) -> ContainerStats | None:

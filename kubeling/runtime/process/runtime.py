@@ -40,6 +40,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from kubeling.runtime import RuntimeOptions, shims
+from kubeling.runtime.oci import netnsconnect
 from kubeling.runtime.process import tree
 from kubeling.runtime.process.images import ImageStore, image_id
 from kubeling.runtime.process.records import ContainerRecord, SandboxRecord, write_json
@@ -311,6 +312,15 @@ class ProcessRuntime:
 
     async def reopen_container_log(self, container_id: str) -> None:
         shims.reopen_log(self._container(container_id).dir, container_id)
+
+    async def port_forward(self, sandbox_id: str,
+                           port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Pods share the host's network here: the port is on the host's localhost."""
+        self._sandbox(sandbox_id)
+        try:
+            return await netnsconnect.open_connection(port, None)
+        except netnsconnect.ForwardError as exc:
+            raise RuntimeFailure("PortForwardError", str(exc)) from None
 
     # ----- stats -------------------------------------------------------------------
     async def container_stats(self, container_id: str) -> ContainerStats | None:
