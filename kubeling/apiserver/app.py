@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from kubeling.api import errors, kinds
-from kubeling.apiserver import codec, discovery, metrics, nodeproxy
+from kubeling.apiserver import codec, discovery, httpproxy, metrics, nodeproxy
 from kubeling.apiserver.auth import Authenticator, User, is_public
 from kubeling.apiserver.handlers import Handlers, Response
 from kubeling.apiserver.nodeproxy import NodeProxy
@@ -60,6 +60,8 @@ class ApiServer:
         # pods/log, exec and attach: proxied to the pod's node with this client certificate.
         self.nodes = NodeProxy(registry, cert=kubelet_client_cert, key=kubelet_client_key)
         self.portforward = PortForwarder(self.nodes)  # pods/portforward (SPDY, WebSocket)
+        # pods/proxy and services/proxy: HTTP relayed to a pod or a Service's endpoint.
+        self.http_proxy = httpproxy.HttpProxy(registry)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -79,7 +81,9 @@ class ApiServer:
         labels = _metric_labels(method, req, info)
         code = 500
         try:
-            req.body = await _read_body(receive, headers)
+            proxied = httpproxy.is_proxy(info)  # its body streams through: not read here
+            if not proxied:
+                req.body = await _read_body(receive, headers)
             if not is_public(path):
                 authz = headers.get("authorization")
                 user = self.auth.authenticate(authz.encode() if authz else None,
@@ -87,6 +91,10 @@ class ApiServer:
                 if user is None:
                     raise errors.unauthorized()
                 req.user = user
+            if proxied:
+                assert info is not None
+                code = await self.http_proxy.serve(scope, info, send, receive)
+                return
             if info is not None and info.resource and _is_watch(req, info):
                 code = await self._watch(req, info, send, receive)
                 return
