@@ -2,12 +2,16 @@
 per dnsPolicy, its /etc/hosts (subdomain name, hostAliases, the node's on the host network)
 and the Service environment variables, all read with ``kubectl exec``.
 
-One server is its own node with ``--runtime oci`` and ``--cluster-dns`` set, so the
-cluster DNS address is the flag's (the kube-dns Service is not needed here).
+One server is its own node with ``--runtime oci``, without its own cluster DNS: the
+test publishes a ``kube-system/kube-dns`` Service whose cluster IP the kubelet finds
+through its Services informer. (While the pod sync does not yet hand the kubelet's
+objects to ``sandbox_config``, the same address is given with ``--cluster-dns``.)
 """
 
 from __future__ import annotations
 
+import inspect
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from kubeling.kubelet.dnsconfig import parse_resolv_conf
+from kubeling.kubelet.sync import PodSyncer
 from tests.cluster import Cluster, free_port, require, wait_for
 from tests.imagebuild import build_image
 from tests.ocipods import IMAGE, apply, ctr, exec_, node_ready, pod, running
@@ -24,6 +29,12 @@ pytestmark = pytest.mark.root
 
 CGROUP_PARENT = f"kubeling-poddns-{os.getpid()}"
 CLUSTER_DNS = "10.43.0.123"
+DISCOVERS = "objects=" in inspect.getsource(PodSyncer._ensure_sandbox)
+KUBE_DNS = {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kube-dns", "namespace": "kube-system"},
+            "spec": {"clusterIP": CLUSTER_DNS, "ports": [
+                {"name": "dns", "port": 53, "protocol": "UDP"},
+                {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]}}
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +50,11 @@ def oci(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     imports.mkdir(parents=True)
     build_image(imports / "busybox.tar", name=IMAGE)
     c = Cluster(data, free_port(), agent=True, runtime="oci")
-    c.start("--cgroup-parent", CGROUP_PARENT, "--cluster-dns", CLUSTER_DNS, "--disable-dns")
+    flags = () if DISCOVERS else ("--cluster-dns", CLUSTER_DNS)
+    c.start("--cgroup-parent", CGROUP_PARENT, "--disable-dns", *flags)
     try:
         wait_for("the node to be Ready with a pod CIDR", lambda: node_ready(c), timeout=60)
+        c.kubectl("apply", "-f", "-", input=json.dumps(KUBE_DNS))
         yield c
     finally:
         c.kubectl("delete", "pods", "--all", "--wait=false", check=False)
