@@ -89,7 +89,7 @@ KINDS: tuple[Kind, ...] = (
          subresources=("status", "finalize"), name_rule="label"),
     Kind("", ("v1",), "Pod", "pods", "pod", True, ("po",), _WORKLOAD,
          subresources=("status", "binding", "log", "exec", "attach", "portforward",
-                       "ephemeralcontainers", "eviction")),
+                       "proxy", "ephemeralcontainers", "eviction")),
     Kind("", ("v1",), "Node", "nodes", "node", False, ("no",), subresources=("status", "proxy")),
     Kind("", ("v1",), "Service", "services", "service", True, ("svc",), _WORKLOAD,
          subresources=("status", "proxy"), name_rule="dns1035",

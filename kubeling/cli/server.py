@@ -93,8 +93,8 @@ async def _start_agent(registry: Registry, args: argparse.Namespace, data_dir: P
     could not start (the API server keeps serving)."""
     options = agent_options(args, data_dir / "agent", control_plane=True)
     options.ca_file = pki.ca_cert
-    if cluster_dns and not getattr(options, "cluster_dns", ()):  # WIRING
-        options.cluster_dns = (cluster_dns,)  # type: ignore[attr-defined]
+    if cluster_dns and not options.cluster_dns:
+        options.cluster_dns = (cluster_dns,)
     agent = RunningAgent(InProcessClient(registry, manager="kubelet"), options,
                          proxy_client=InProcessClient(registry, manager="kube-proxy"))
     try:
@@ -187,6 +187,7 @@ async def _serve(args: argparse.Namespace) -> int:
     if dns is not None:
         await dns.stop()
     await app.nodes.close()
+    await app.http_proxy.close()
     await informers.stop()
     await registry.stop()
     await cancel_all()

@@ -134,7 +134,8 @@ class PodSyncer:
             if podstatus.restart_policy(pod) == "Never" and state.containers:
                 return None
         attempt = state.sandbox.attempt + 1 if state.sandbox is not None else 0
-        config = sandbox_config(pod, self.ctx.options, attempt=attempt)
+        config = sandbox_config(pod, self.ctx.options, attempt=attempt, objects=self.ctx.objects,
+                                recorder=self.ctx.recorder)
         try:
             return await self.ctx.runtime.run_pod_sandbox(config)
         except RuntimeFailure as exc:
@@ -260,7 +261,7 @@ class PodSyncer:
             raise StartError("CreateContainerConfigError", message) from exc
         config = cspec.build_config(pod, container, options=ctx.options, attempt=attempt,
                                     env=env, argv=argv, mounts=mounts, init=init)
-        sb_config = sandbox_config(pod, ctx.options, attempt=sandbox.attempt)
+        sb_config = sandbox_config(pod, ctx.options, attempt=sandbox.attempt, objects=ctx.objects)
         try:
             cid = await ctx.runtime.create_container(sandbox.id, config, sb_config)
         except RuntimeFailure as exc:
