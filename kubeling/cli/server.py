@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import ipaddress
 import logging
 import signal
 from pathlib import Path
@@ -107,6 +108,16 @@ async def _start_agent(registry: Registry, args: argparse.Namespace, data_dir: P
     return agent
 
 
+async def _master_endpoints(registry: Registry, address: str, port: int) -> None:
+    """``default/kubernetes`` points at this server, unless it serves on loopback only
+    (an endpoint pods could not reach, which Kubernetes' validation refuses too)."""
+    if ipaddress.ip_address(address).is_loopback:
+        log.info("the API serves on %s only: the kubernetes Service gets no endpoints", address)
+        return
+    if hasattr(registry, "reconcile_master_endpoints"):  # WIRING
+        await registry.reconcile_master_endpoints(address, port)
+
+
 async def _start_dns(registry: Registry, args: argparse.Namespace) -> Any:
     """The cluster DNS, on the node's address (not the API's, which may be loopback: a pod's
     packets cannot be sent to the host's 127.0.0.1)."""
@@ -172,8 +183,7 @@ async def _serve(args: argparse.Namespace) -> int:
     print(f"kubeling is ready. To use it:\n  export KUBECONFIG={kubeconfig}\n  kubectl get ns\n"
           f"To add a node, run on it:\n  kubeling agent --server {scheme}://{public}:{port} "
           f"--token {token}", flush=True)
-    if hasattr(registry, "reconcile_master_endpoints"):  # WIRING
-        await registry.reconcile_master_endpoints(public or detect_node_ip(), port)
+    await _master_endpoints(registry, public or detect_node_ip(), port)
     dns = await _start_dns(registry, args)
     agent: RunningAgent | None = None
     if not args.disable_agent:
