@@ -21,8 +21,27 @@ from kubeling.dns import ClusterDNS
 from tests.cluster import Cluster, free_port, wait_for_async
 
 
+def upstream_answer(query: dns.message.Message, *, tcp: bool) -> dns.message.Message:
+    """``*.example.test`` A 192.0.2.1; ``big.example.test`` 40 addresses, truncated over UDP;
+    anything else NXDOMAIN."""
+    q = query.question[0]
+    resp = dns.message.make_response(query)
+    name = q.name.to_text().lower()
+    if name == "big.example.test.":
+        if tcp:
+            resp.answer.append(dns.rrset.from_text_list(
+                q.name, 60, "IN", "A", [f"192.0.2.{i}" for i in range(1, 41)]))
+        else:
+            resp.flags |= dns.flags.TC
+    elif name.endswith("example.test.") and q.rdtype == dns.rdatatype.A:
+        resp.answer.append(dns.rrset.from_text(q.name, 60, "IN", "A", "192.0.2.1"))
+    else:
+        resp.set_rcode(dns.rcode.NXDOMAIN)
+    return resp
+
+
 class Upstream(asyncio.DatagramProtocol):
-    """A one-zone DNS server on 127.0.0.1: ``*.example.test`` A 192.0.2.1, else NXDOMAIN."""
+    """A tiny DNS server on 127.0.0.1 (UDP here, TCP by ``serve_tcp``)."""
 
     def __init__(self) -> None:
         self.transport: asyncio.DatagramTransport | None = None
@@ -33,15 +52,20 @@ class Upstream(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         query = dns.message.from_wire(data)
-        q = query.question[0]
-        self.queries.append(q.name.to_text())
-        resp = dns.message.make_response(query)
-        if q.name.to_text().endswith("example.test.") and q.rdtype == dns.rdatatype.A:
-            resp.answer.append(dns.rrset.from_text(q.name, 60, "IN", "A", "192.0.2.1"))
-        else:
-            resp.set_rcode(dns.rcode.NXDOMAIN)
+        self.queries.append(query.question[0].name.to_text())
         assert self.transport is not None
-        self.transport.sendto(resp.to_wire(), addr)
+        self.transport.sendto(upstream_answer(query, tcp=False).to_wire(), addr)
+
+    async def serve_tcp(self, reader: asyncio.StreamReader,
+                        writer: asyncio.StreamWriter) -> None:
+        try:
+            size = int.from_bytes(await reader.readexactly(2), "big")
+            query = dns.message.from_wire(await reader.readexactly(size))
+            self.queries.append("tcp:" + query.question[0].name.to_text())
+            writer.write(upstream_answer(query, tcp=True).to_wire(prepend_length=True))
+            await writer.drain()
+        finally:
+            writer.close()
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +79,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 @pytest.fixture
 async def upstream() -> AsyncIterator[tuple[Upstream, int]]:
     loop = asyncio.get_running_loop()
-    transport, proto = await loop.create_datagram_endpoint(Upstream, local_addr=("127.0.0.1", 0))
-    yield proto, transport.get_extra_info("sockname")[1]
+    proto = Upstream()
+    tcp = await asyncio.start_server(proto.serve_tcp, "127.0.0.1", 0)
+    port = tcp.sockets[0].getsockname()[1]
+    transport, _ = await loop.create_datagram_endpoint(lambda: proto,
+                                                       local_addr=("127.0.0.1", port))
+    yield proto, port
     transport.close()
+    tcp.close()
+    await tcp.wait_closed()
 
 
 @pytest.fixture
@@ -151,6 +181,12 @@ async def test_forwarding_and_externalname(cluster: Cluster, server: ClusterDNS,
     # search-path style names without the domain are not ours: the upstream says NXDOMAIN
     assert (await query(server, "dnsweb.default.svc.")).rcode() == dns.rcode.NXDOMAIN
     assert "dnsweb.default.svc." in upstream[0].queries
+    # a truncated upstream answer is asked again over TCP; the client gets all of it over
+    # TCP, and a truncated answer over plain UDP
+    big = await query(server, "big.example.test.", tcp=True)
+    assert len(addresses(big)) == 40
+    assert "tcp:big.example.test." in upstream[0].queries
+    assert (await query(server, "big.example.test.")).flags & dns.flags.TC
     apply(cluster, {"apiVersion": "v1", "kind": "Service",
                     "metadata": {"name": "dnsext", "namespace": "default"},
                     "spec": {"type": "ExternalName", "externalName": "api.example.test"}})
