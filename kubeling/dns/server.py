@@ -13,6 +13,7 @@ truncated with the TC bit, and the client asks again over TCP.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import struct
 import time
@@ -127,16 +128,33 @@ class ClusterDNS:
         self._wire_informers()
         self.informers.start()
         await self.informers.wait_synced()
-        loop = asyncio.get_running_loop()
         host, port = self.listen
-        self._tcp = await asyncio.start_server(self._serve_tcp, host, port)
-        self.port = self._tcp.sockets[0].getsockname()[1]
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _UdpProtocol(self), local_addr=(host, self.port))
-        self._udp = transport
+        for attempt in range(10):
+            try:
+                await self._bind(host, port)
+                break
+            except OSError as exc:
+                # port 0: the free TCP port may be taken for UDP; take another
+                if port != 0 or exc.errno != errno.EADDRINUSE or attempt == 9:
+                    await self.informers.stop()
+                    raise
         log.info("cluster DNS for %s serving on %s:%d (UDP, TCP), %d services, upstreams %s",
                  self.index.zone, host, self.port, len(self.index),
                  [f"{h}:{p}" for h, p in self.forwarder.upstreams] or "none")
+
+    async def _bind(self, host: str, port: int) -> None:
+        """TCP on ``port`` (0: a free one), then UDP on the same port."""
+        self._tcp = await asyncio.start_server(self._serve_tcp, host, port)
+        self.port = self._tcp.sockets[0].getsockname()[1]
+        try:
+            transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+                lambda: _UdpProtocol(self), local_addr=(host, self.port))
+        except OSError:
+            self._tcp.close()
+            await self._tcp.wait_closed()
+            self._tcp = None
+            raise
+        self._udp = transport
 
     async def stop(self) -> None:
         if self._udp is not None:
