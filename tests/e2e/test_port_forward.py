@@ -131,7 +131,9 @@ def test_plain_spdy_fallback(web: tuple[Cluster, int, Path]) -> None:
         assert body(http_get(fwd.port, "/big.bin")) == (root / "big.bin").read_bytes()
 
 
-def test_refused_port_reports_and_keeps_running(web: tuple[Cluster, int, Path]) -> None:
+def test_refused_port_reports_the_kubelets_error(web: tuple[Cluster, int, Path]) -> None:
+    """kubectl 1.32 prints the error stream's text and then, as since 1.28 against any
+    cluster, drops the forwarding session ("lost connection to pod")."""
     cluster, _, _ = web
     closed = free_port()
     with Forward(cluster, "pod/web", f":{closed}") as fwd:
@@ -143,6 +145,26 @@ def test_refused_port_reports_and_keeps_running(web: tuple[Cluster, int, Path]) 
                  timeout=20)
         line = next(x for x in fwd.stderr if "refused" in x.lower())
         assert f"error forwarding port {closed} to pod" in line
+        assert "127.0.0.1:" in line and "connect: connection refused" in line
+        fwd.proc.wait(20)
+        wait_for("kubectl's last word", lambda: any(
+            "lost connection to pod" in x for x in fwd.stderr), timeout=10)
+
+
+def test_errors_before_forwarding(web: tuple[Cluster, int, Path]) -> None:
+    cluster, port, _ = web
+    res = cluster.kubectl("port-forward", "-n", NS, "pod/nope", f":{port}", check=False,
+                          timeout=30)
+    assert res.returncode != 0 and 'pods "nope" not found' in res.stderr
+    cluster.kubectl("apply", "-n", NS, "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "nowhere"},
+        "spec": {"nodeSelector": {"no-such-label": "x"},
+                 "containers": [{"name": "c", "image": "x"}]}}))
+    raw = f"/api/v1/namespaces/{NS}/pods/%s/portforward?ports={port}"
+    res = cluster.kubectl("get", "--raw", raw % "nowhere", check=False)
+    assert res.returncode != 0 and "does not have a host assigned" in res.stderr, res.stderr
+    res = cluster.kubectl("get", "--raw", raw % "web", check=False)
+    assert res.returncode != 0 and "Upgrade request required" in res.stderr, res.stderr
 
 
 def test_deployment_and_service(web: tuple[Cluster, int, Path]) -> None:
