@@ -57,9 +57,9 @@ class Forward:
     """A running ``kubectl port-forward``, its local port read from its output."""
 
     def __init__(self, cluster: Cluster, *args: str, binary: str = "kubectl",
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, namespace: str = NS) -> None:
         self.proc = subprocess.Popen(
-            [binary, "port-forward", "-n", NS, *args], stdout=subprocess.PIPE,
+            [binary, "port-forward", "-n", namespace, *args], stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True, env={**cluster.env(), **(env or {})})
         self.stderr: list[str] = []
         threading.Thread(target=self._drain, daemon=True).start()
@@ -201,3 +201,50 @@ def test_kubectl_120_plain_spdy(web: tuple[Cluster, int, Path]) -> None:
         require(str(KUBECTL_120))
     with Forward(cluster, "pod/web", f":{port}", binary=str(KUBECTL_120)) as fwd:
         assert body(http_get(fwd.port, "/index.txt")) == b"hello through port-forward\n"
+
+
+@pytest.mark.root
+def test_oci_pod_loopback_only_server(tmp_path: Path) -> None:
+    """With the OCI runtime the kubelet connects inside the pod's network namespace: a server
+    listening on the pod's own 127.0.0.1 answers kubectl port-forward."""
+    import os
+
+    from tests.imagebuild import build_image
+    from tests.ocipods import IMAGE, apply, ctr, node_ready, pod, running
+    from tests.ocitools import sweep
+
+    for tool in ("kubectl", "runc", "busybox", "iptables"):
+        require(tool)
+    if os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("the OCI runtime tests need root in CI")
+        pytest.skip("the OCI runtime needs root")
+    cgroup_parent = f"kubeling-pf-{os.getpid()}"
+    data = tmp_path / "oci"
+    imports = data / "agent" / "images-import"
+    imports.mkdir(parents=True)
+    build_image(imports / "busybox.tar", name=IMAGE)
+    c = Cluster(data, free_port(), agent=True, runtime="oci")
+    c.start("--cgroup-parent", cgroup_parent)
+    try:
+        wait_for("the node to be Ready with a pod CIDR", lambda: node_ready(c), timeout=60)
+        script = ("mkdir -p /www && echo hello from inside > /www/index.html && "
+                  "exec httpd -f -p 127.0.0.1:8080 -h /www")
+        apply(c, pod("loop", ctr("web", "sh", "-c", script)))
+        running(c, "loop")
+        with Forward(c, "pod/loop", ":8080", namespace="default") as fwd:
+            got = wait_for("the pod's answer", lambda: _try_get(fwd.port), timeout=20)
+            assert got == b"hello from inside\n"
+    finally:
+        c.kubectl("delete", "pods", "--all", "--wait=false", check=False)
+        c.stop()
+        sweep(data / "agent", cgroup_parent)
+
+
+def _try_get(port: int) -> bytes | None:
+    try:
+        response = http_get(port, "/index.html")
+    except OSError:
+        return None
+    head, _, rest = response.partition(b"\r\n\r\n")
+    return rest if head.startswith(b"HTTP/1.") and b" 200 " in head else None
