@@ -105,7 +105,9 @@ def skeleton(table: str, *, cluster_cidr: str) -> str:
         "\tchain service-endpoints-check {\n"
         + lookup.format(ips=NO_EP_SERVICES, ports=NO_EP_NODEPORTS) +
         "\t}\n"
-        "\tchain reject-chain {\n\t\treject\n\t}\n"
+        # TCP gets a reset: ICMP errors are rate-limited per peer, a reset is not
+        "\tchain reject-chain {\n\t\tmeta l4proto tcp reject with tcp reset\n"
+        "\t\treject\n\t}\n"
         "\tchain services {\n"
         + lookup.format(ips=SERVICE_IPS, ports=SERVICE_NODEPORTS) +
         "\t}\n"
