@@ -35,9 +35,17 @@ NODE_IP, CLIENT_IP = "192.168.77.1", "192.168.77.2"
 IPS = {POD_A: "10.42.7.10", POD_B: "10.42.7.11"}
 NAMES = {POD_A: "A", POD_B: "B"}
 TABLE = f"kltest{SFX}"
-SERVICE = kinds.by_resource("", "services")
-SLICE = kinds.by_resource("discovery.k8s.io", "endpointslices")
-NAMESPACE = kinds.by_resource("", "namespaces")
+
+
+def _kind(group: str, resource: str) -> kinds.Kind:
+    kind = kinds.by_resource(group, resource)
+    assert kind is not None
+    return kind
+
+
+SERVICE = _kind("", "services")
+SLICE = _kind("discovery.k8s.io", "endpointslices")
+NAMESPACE = _kind("", "namespaces")
 FETCH = r"""
 import json, socket, sys, time
 host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -189,7 +197,7 @@ async def put_service(c: HttpClient, ns: str, name: str, ip: str, **spec: Any) -
 
 
 async def put_slice(c: HttpClient, ns: str, svc: str, pods: list[str]) -> None:
-    body = {"metadata": {"name": f"{svc}-x", "namespace": ns,
+    body: dict[str, Any] = {"metadata": {"name": f"{svc}-x", "namespace": ns,
                          "labels": {"kubernetes.io/service-name": svc}},
             "addressType": "IPv4", "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
             "endpoints": [{"addresses": [IPS[p]], "conditions": {"ready": True},
