@@ -10,6 +10,7 @@ from pathlib import Path
 
 from kubeling.cli import agent as agent_flags
 from kubeling.cli import components, services
+from kubeling.cli import dns as dns_cli
 from kubeling.cli import images as images_cli
 
 
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                             help="register fake nodes that run the pods bound to them")
     components.add_hollow_flags(hollow)
     images_cli.add_parser(sub)
+    dns_cli.add_parser(sub)
 
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
@@ -85,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         return components.run_controller_manager(args)
     if args.command == "hollow-nodes":
         return components.run_hollow_nodes(args)
+    if args.command == "dns":
+        return dns_cli.run(args)
     if args.command == "images":
         return images_cli.run(args)
     return 2

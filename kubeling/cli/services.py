@@ -115,7 +115,9 @@ async def start_dns(client: Client, args: argparse.Namespace, *, node_ip: str) -
     domain = getattr(args, "cluster_domain", "") or CLUSTER_DOMAIN
     port = args.cluster_dns_port
     upstreams = args.cluster_dns_upstream or None
-    dns = ClusterDNS(client, domain=domain, listen=(node_ip, port), upstreams=upstreams)
+    reverse = (args.service_cidr, args.cluster_cidr)
+    dns = ClusterDNS(client, domain=domain, listen=(node_ip, port), upstreams=upstreams,
+                     reverse_cidrs=reverse)
     try:
         await dns.start()
     except OSError as exc:
@@ -125,7 +127,8 @@ async def start_dns(client: Client, args: argparse.Namespace, *, node_ip: str) -
             return None
         log.warning("port %d is taken on %s: the cluster DNS takes a free port", port, node_ip)
         await dns.stop()
-        dns = ClusterDNS(client, domain=domain, listen=(node_ip, 0), upstreams=upstreams)
+        dns = ClusterDNS(client, domain=domain, listen=(node_ip, 0), upstreams=upstreams,
+                         reverse_cidrs=reverse)
         await dns.start()
     cluster_ip = dns_cluster_ip(args.service_cidr)
     await publish_service(client, cluster_ip=cluster_ip, address=node_ip, port=dns.port)
