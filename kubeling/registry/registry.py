@@ -31,8 +31,12 @@ from kubeling.api.jsoncopy import json_copy
 from kubeling.api.kinds import Kind
 from kubeling.api.normalize import normalize
 from kubeling.api.validation import validate_create, validate_status_update, validate_update
-from kubeling.registry import managed
-from kubeling.registry.allocator import ServiceAllocator
+from kubeling.registry import managed, master
+from kubeling.registry.allocator import (
+    DEFAULT_SERVICE_CIDR,
+    NODE_PORT_RANGE,
+    ServiceAllocator,
+)
 from kubeling.registry.cache import Cached, WatchCache
 from kubeling.registry.listing import ListOptions, decode_continue, encode_continue
 from kubeling.registry.strategy import (
@@ -133,11 +137,13 @@ class ListPage:
 
 
 class Registry:
-    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time,
+                 service_cidr: str = DEFAULT_SERVICE_CIDR,
+                 node_port_range: tuple[int, int] = NODE_PORT_RANGE) -> None:
         self.store = store
         self.clock = clock
         self.cache = WatchCache(store)
-        self.services = ServiceAllocator()
+        self.services = ServiceAllocator(service_cidr, node_port_range)
         self._svc_lock = asyncio.Lock()
 
     async def start(self) -> None:
@@ -157,12 +163,8 @@ class Registry:
         svc_kind = kinds.by_resource("", "services")
         assert svc_kind is not None
         if self.cache.get(svc_kind.key("default", "kubernetes")) is None:
-            svc = {"apiVersion": "v1", "kind": "Service", "metadata": {
-                "name": "kubernetes", "namespace": "default",
-                "labels": {"component": "apiserver", "provider": "kubernetes"}},
-                "spec": {"type": "ClusterIP", "clusterIP": self.services.first_ip,
-                         "ports": [{"name": "https", "port": 443, "protocol": "TCP",
-                                    "targetPort": 6443}]}}
+            # Its target port is the API server's, set by reconcile_master_endpoints.
+            svc = master.service(self.services.first_ip, 6443)
             try:
                 await self.create(svc_kind, "default", svc,
                                   WriteOptions(field_manager="kubeling-apiserver"))
@@ -170,6 +172,14 @@ class Registry:
             except errors.StatusError as exc:
                 if exc.code != 409:
                     raise
+
+    async def reconcile_master_endpoints(self, ip: str, port: int) -> None:
+        """Point the ``kubernetes`` Service (port 443, ``https``), the Endpoints and the
+        EndpointSlice ``default/kubernetes`` at the API server listening on ``ip:port``.
+        Idempotent: call it whenever the server (re)starts listening."""
+        await master.MasterEndpoints(self, WriteOptions(field_manager="kubeling-apiserver")) \
+            .reconcile(self.services.first_ip, ip, port)
+        log.info("service default/kubernetes leads to %s:%d", ip, port)
 
     async def stop(self) -> None:
         await self.cache.stop()
