@@ -27,7 +27,8 @@ def svc(name: str, **spec: Any) -> dict[str, Any]:
 
 
 def cause(exc: errors.StatusError) -> tuple[str, str]:
-    c = (exc.causes or [{}])[0]
+    assert exc.causes
+    c = exc.causes[0]
     return str(c.get("field")), str(c.get("message"))
 
 
@@ -65,7 +66,7 @@ async def test_explicit_ips_outside_the_range_or_taken_are_refused(tmp_path: Pat
 
 async def test_the_dns_address_stays_free_for_the_dns_service(tmp_path: Path) -> None:
     alloc = ServiceAllocator("10.43.0.0/28")  # 14 usable, a static band of 16: all of it
-    taken = []
+    taken: list[str] = []
     for _ in range(12):
         taken.append(alloc._next_ip(set(taken)))
     assert "10.43.0.1" not in taken and "10.43.0.10" not in taken
