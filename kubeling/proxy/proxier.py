@@ -104,6 +104,7 @@ class ServiceProxy:
         self.slices.add_index(SERVICE_INDEX, _slice_service)
         self.backend: Backend | None = None
         self.last_sync = 0.0  # wall-clock time of the last successful sync
+        self.last_sync_duration = 0.0  # seconds it took
         self.syncs = 0
         self.full_syncs = 0
         self.listeners: list[Callable[[set[str], bool], None]] = []  # (keys, full) per sync
@@ -188,21 +189,21 @@ class ServiceProxy:
         while True:
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.check_period)
+                idle = False
             except TimeoutError:
-                pass
+                idle = True
+            self._wake.clear()  # before anything awaits: a change from now on wakes us again
             if time.monotonic() - self._last_full > self.full_sync_period:
                 self._need_full = True
-            if not self._dirty and not self._need_full:
-                if not isinstance(self.backend, NftablesBackend) or \
-                        await self.backend.table_present():
-                    self._wake.clear()
-                    continue
+            if idle and not self._need_full and isinstance(self.backend, NftablesBackend) \
+                    and not await self.backend.table_present():
                 log.warning("table ip %s is gone; programming it again", self.table)
                 self._need_full = True
+            if not self._dirty and not self._need_full:
+                continue
             wait = self._last_start + self.min_sync_period - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-            self._wake.clear()
             if not await self._sync_once():
                 await asyncio.sleep(1.0)  # back off; everything is retried in full
 
@@ -239,6 +240,7 @@ class ServiceProxy:
         assert self.backend is not None
         now = time.time()
         self.last_sync = now
+        self.last_sync_duration = elapsed
         self.syncs += 1
         self._need_full = False
         if full:
