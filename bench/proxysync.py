@@ -85,7 +85,7 @@ async def run(args: argparse.Namespace, server: Server) -> None:
                         insecure=True)
     took = await populate(client, args.services, args.endpoints)
     print(f"created {args.services} Services x {args.endpoints} endpoints in {took:.1f} s")
-    proxy = ServiceProxy(client, node_name="bench", node_ips=["192.0.2.1"],
+    proxy = ServiceProxy(client, node_name="bench", node_ips=["203.0.113.1"],
                          mode="nftables", table=TABLE, check_period=3600,
                          command_prefix=["nsenter", f"--net=/run/netns/{NS}"])
     t = time.perf_counter()
@@ -159,7 +159,7 @@ def main() -> None:
     server = Server(work)
     subprocess.run(["ip", "netns", "add", NS], check=True)
     try:
-        server.start(server_args=("--advertise-address", "192.0.2.1"))
+        server.start(server_args=("--advertise-address", "203.0.113.1"))
         asyncio.run(run(args, server))
     finally:
         server.stop()

@@ -131,7 +131,7 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     c = Cluster(tmp_path_factory.mktemp("proxy-server"), free_port())
-    c.start("--advertise-address", "192.0.2.1", "--disable-scheduler")
+    c.start("--advertise-address", "203.0.113.1", "--disable-scheduler")
     yield c
     c.stop()
 
