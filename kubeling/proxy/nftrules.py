@@ -21,6 +21,7 @@ kube-proxy names them; they survive restarts, so a new proxy can take over.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from dataclasses import dataclass, field
 
@@ -46,6 +47,7 @@ def _hash(text: str) -> str:
     return base64.b32encode(hashlib.sha256(text.encode()).digest())[:8].decode()
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def chain_name(prefix: str, key: str) -> str:
     """``prefix-HASH-key``: unique by the hash, readable by the key."""
     return f"{prefix}-{_hash(key)}-{key}"[:_MAX_NAME]
