@@ -190,7 +190,7 @@ class EndpointsController(Controller):
         if spec.get("type") == "ExternalName" or not sp.selector_of(svc):
             self.triggers.forget(key)
             return
-        pods = [p for p in self.pods.list(ns) if sp.selects(svc, p)]
+        pods = sp.selected_pods(self.pods, svc)
         subsets = compute_subsets(svc, pods)
         trigger = self.triggers.take(key)
         current = self.endpoints.get(ns, name)

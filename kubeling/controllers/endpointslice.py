@@ -188,7 +188,7 @@ class EndpointSliceController(Controller):
             if svc is None:
                 self.expectations.forget(key)
             return
-        pods = [p for p in self.pods.list(ns) if sp.selects(svc, p)]
+        pods = sp.selected_pods(self.pods, svc)
         zones = self._zones() if len(self.nodes) else {}
         groups = desired_groups(svc, pods, zones)
         meta = slice_meta(svc)

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from kubeling.api.selectors import selector_from_map
 from kubeling.client.informer import Informer, key_of
 from kubeling.client.interface import Obj
 from kubeling.utils.clock import Clock
@@ -53,6 +54,12 @@ def selects(svc: Obj, pod: Obj) -> bool:
         return False
     labels = pod["metadata"].get("labels") or {}
     return all(labels.get(k) == v for k, v in sel.items())
+
+
+def selected_pods(pods: Informer, svc: Obj) -> list[Obj]:
+    """The pods ``svc`` selects, narrowed through the pod informer's label index."""
+    ns = svc["metadata"].get("namespace")
+    return [p for p in pods.list(ns, selector_from_map(selector_of(svc))) if selects(svc, p)]
 
 
 def services_for_pod(services: Informer, pod: Obj) -> set[str]:
