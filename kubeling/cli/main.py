@@ -12,6 +12,7 @@ from kubeling.cli import agent as agent_flags
 from kubeling.cli import components, services
 from kubeling.cli import dns as dns_cli
 from kubeling.cli import images as images_cli
+from kubeling.cli import proxy as proxy_cli
 
 
 def default_data_dir() -> Path:
@@ -72,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     components.add_hollow_flags(hollow)
     images_cli.add_parser(sub)
     dns_cli.add_parser(sub)
+    proxy_cli.add_parser(sub)
 
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
@@ -87,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         return components.run_controller_manager(args)
     if args.command == "hollow-nodes":
         return components.run_hollow_nodes(args)
+    if args.command == "proxy":
+        return proxy_cli.run(args)
     if args.command == "dns":
         return dns_cli.run(args)
     if args.command == "images":
