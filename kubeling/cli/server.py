@@ -114,8 +114,7 @@ async def _master_endpoints(registry: Registry, address: str, port: int) -> None
     if ipaddress.ip_address(address).is_loopback:
         log.info("the API serves on %s only: the kubernetes Service gets no endpoints", address)
         return
-    if hasattr(registry, "reconcile_master_endpoints"):  # WIRING
-        await registry.reconcile_master_endpoints(address, port)
+    await registry.reconcile_master_endpoints(address, port)
 
 
 async def _start_dns(registry: Registry, args: argparse.Namespace) -> Any:
@@ -146,7 +145,8 @@ async def _serve(args: argparse.Namespace) -> int:
              await store.current_revision())
     from kubeling.storage import compactor
 
-    registry = Registry(InstrumentedStore(store))  # WIRING: service_cidr
+    registry = Registry(InstrumentedStore(store), service_cidr=args.service_cidr,
+                        node_port_range=args.service_node_port_range)
     await registry.start()
     log.info("watch cache synced at revision %d", registry.cache.revision)
     _tune_gc()
