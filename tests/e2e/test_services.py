@@ -112,7 +112,8 @@ def web_pods(c: Cluster) -> dict[str, str]:
 
 def ask(c: Cluster, url: str, times: int) -> list[str]:
     """``times`` requests from the client pod; one answer (a pod name) per line."""
-    script = f"for i in $(seq {times}); do wget -qO- -T 2 {url} || echo FAILED; done"
+    # (no `wget -T`: busybox 1.35's wget crashes with it; `timeout` bounds each request)
+    script = f"for i in $(seq {times}); do timeout 3 wget -qO- {url} || echo FAILED; done"
     return exec_(c, "client", "sh", "-c", script).split()
 
 

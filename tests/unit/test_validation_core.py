@@ -183,10 +183,6 @@ def _svc(**spec: Any) -> dict[str, Any]:
     ({"type": "Magic"}, [("spec.type", "FieldValueNotSupported",
                           'Unsupported value: "Magic": supported values: "ClusterIP", '
                           '"ExternalName", "LoadBalancer", "NodePort"')]),
-    ({"type": "NodePort", "ports": [{"port": 80, "nodePort": 40000}]},
-     [("spec.ports[0].nodePort", "FieldValueInvalid",
-       "Invalid value: 40000: provided port is not in the valid range. The range of valid "
-       "ports is 30000-32767")]),
     ({"ports": [{"port": 80, "nodePort": 30080}]},
      [("spec.ports[0].nodePort", "FieldValueForbidden",
        "Forbidden: may not be used when `type` is 'ClusterIP'")]),

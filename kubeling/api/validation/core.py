@@ -1126,7 +1126,6 @@ _SERVICE_TYPES = ("ClusterIP", "ExternalName", "LoadBalancer", "NodePort")
 _IP_FAMILY_POLICIES = ("PreferDualStack", "RequireDualStack", "SingleStack")
 _IP_FAMILIES = ("IPv4", "IPv6")
 _TRAFFIC_POLICIES = ("Cluster", "Local")
-NODE_PORT_RANGE = (30000, 32767)
 MAX_CLIENT_IP_AFFINITY_SECONDS = 86400
 
 
@@ -1261,7 +1260,6 @@ def validate_service(svc: Obj) -> list[Cause]:
                                     f"may not be set to 'None' for {kind} services"))
     node_ports: set[tuple[str, int]] = set()
     pairs: set[tuple[str, int]] = set()
-    lo, hi = NODE_PORT_RANGE
     for i, port in enumerate(ports):
         node_port = port.get("nodePort") or 0
         protocol = port.get("protocol") or ""
@@ -1269,11 +1267,6 @@ def validate_service(svc: Obj) -> list[Cause]:
             if kind == "ClusterIP":
                 causes.append(field.forbidden(f"spec.ports[{i}].nodePort",
                                               "may not be used when `type` is 'ClusterIP'"))
-            elif not lo <= node_port <= hi:
-                causes.append(field.invalid(
-                    f"spec.ports[{i}].nodePort", node_port,
-                    f"provided port is not in the valid range. The range of valid ports is "
-                    f"{lo}-{hi}"))
             if (protocol, node_port) in node_ports:
                 causes.append(field.duplicate(f"spec.ports[{i}].nodePort", node_port))
             node_ports.add((protocol, node_port))
