@@ -238,6 +238,9 @@ class RunningAgent:
             node_ip = ctx.node_ip if ctx is not None else self.options.node_ip
             self.proxy = await start_proxy(self.proxy_client, args,
                                            node_name=self.options.node_name, node_ip=node_ip)
+            if self.proxy is not None:
+                proxy = self.proxy
+                self.agent.add_health_check("kube-proxy", lambda: proxy.healthy)
         return True
 
     async def stop(self, *, timeout: float = 15.0) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +186,12 @@ class Agent:
         self._tasks.append(spawn(self._housekeeping(), name="kubelet-housekeeping"))
         self._ready = True
         log.info("node agent %s ready: %d pods bound here", opts.node_name, len(self.pods))
+
+    def add_health_check(self, name: str, check: Callable[[], bool]) -> None:
+        """Another part of this process (the service proxy) joins the agent's /healthz."""
+        health = self._parts.get("health")
+        if health is not None:
+            health.checks[name] = check
 
     def _build_parts(self, ctx: KubeletContext) -> None:
         status = StatusManager(ctx)
