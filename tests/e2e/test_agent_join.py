@@ -61,6 +61,8 @@ def printed_token(cluster: Cluster) -> tuple[str, str]:
 
 def nodes_wide(cluster: Cluster) -> dict[str, dict[str, str]]:
     out = cluster.kubectl("get", "nodes", "-o", "wide").stdout.splitlines()
+    if not out:  # "No resources found" (on stderr): no node has registered yet
+        return {}
     header = re.split(r"\s{2,}", out[0].strip())
     rows = {}
     for line in out[1:]:
