@@ -23,7 +23,7 @@ from kubeling.api.jsoncopy import json_copy
 from kubeling.client.informer import key_of, split_key
 from kubeling.client.interface import Obj
 from kubeling.controllers import servicepods as sp
-from kubeling.controllers.base import Controller, ControllerContext
+from kubeling.controllers.base import ControllerContext
 
 log = logging.getLogger("kubeling.controllers.endpoints")
 
@@ -132,7 +132,7 @@ def truncate(subsets: list[Obj]) -> bool:
     return True
 
 
-class EndpointsController(Controller):
+class EndpointsController(sp.ServicePodsController):
     name = "endpoint"
 
     def __init__(self, ctx: ControllerContext) -> None:
@@ -140,32 +140,8 @@ class EndpointsController(Controller):
         ep_kind = kinds.by_resource("", "endpoints")
         assert ep_kind is not None
         self.ep_kind = ep_kind
-        self.services = ctx.informers.informer(("", "services"))
-        self.pods = ctx.informers.informer(("", "pods"))
         self.endpoints = ctx.informers.informer(ep_kind)
-        sp.index_services(self.services)
-        self.triggers = sp.TriggerTimes(ctx.clock)
-        self.services.add_handlers(add=self._service_changed,
-                                   update=lambda _o, n: self._service_changed(n),
-                                   delete=self._service_changed)
-        self.pods.add_handlers(add=self._pod_changed, update=self._pod_updated,
-                               delete=self._pod_changed)
         self.endpoints.add_handlers(delete=self.enqueue)
-
-    def _add(self, key: str) -> None:
-        self.triggers.note(key)
-        self.queue.add(key)
-
-    def _service_changed(self, svc: Obj) -> None:
-        self._add(key_of(svc))
-
-    def _pod_changed(self, pod: Obj) -> None:
-        for key in sp.services_for_pod(self.services, pod):
-            self._add(key)
-
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
-        for key in sp.services_on_pod_change(self.services, old, new):
-            self._add(key)
 
     async def run(self, workers: int | None = None) -> None:
         await self.wait_synced()

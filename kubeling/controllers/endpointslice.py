@@ -22,10 +22,10 @@ import logging
 from typing import Any
 
 from kubeling.api import errors, kinds
-from kubeling.client.informer import key_of, split_key
+from kubeling.client.informer import split_key
 from kubeling.client.interface import Obj
 from kubeling.controllers import servicepods as sp
-from kubeling.controllers.base import Controller, ControllerContext
+from kubeling.controllers.base import ControllerContext
 from kubeling.controllers.endpointslice_reconcile import Expectations, Group, group_key, plan
 
 log = logging.getLogger("kubeling.controllers.endpointslice")
@@ -115,7 +115,7 @@ def slice_meta(svc: Obj) -> Obj:
             "namespace": meta.get("namespace")}
 
 
-class EndpointSliceController(Controller):
+class EndpointSliceController(sp.ServicePodsController):
     name = "endpointslice"
     managed_by = CONTROLLER_NAME
 
@@ -124,38 +124,14 @@ class EndpointSliceController(Controller):
         slice_kind = kinds.by_resource("discovery.k8s.io", "endpointslices")
         assert slice_kind is not None
         self.slice_kind = slice_kind
-        self.services = ctx.informers.informer(("", "services"))
-        self.pods = ctx.informers.informer(("", "pods"))
         self.nodes = ctx.informers.informer(("", "nodes"))
         self.slices = ctx.informers.informer(slice_kind)
-        sp.index_services(self.services)
         self.owned_index = f"owner-{self.managed_by}"
         self.slices.add_index(self.owned_index, _owned(self.managed_by))
-        self.triggers = sp.TriggerTimes(ctx.clock)
         self.expectations = Expectations(ctx.clock)
-        self.services.add_handlers(add=self._service_changed,
-                                   update=lambda _o, n: self._service_changed(n),
-                                   delete=self._service_changed)
-        self.pods.add_handlers(add=self._pod_changed, update=self._pod_updated,
-                               delete=self._pod_changed)
         self.slices.add_handlers(add=self._slice_changed,
                                  update=lambda _o, n: self._slice_changed(n),
                                  delete=self._slice_changed)
-
-    def _add(self, key: str) -> None:
-        self.triggers.note(key)
-        self.queue.add(key)
-
-    def _service_changed(self, svc: Obj) -> None:
-        self._add(key_of(svc))
-
-    def _pod_changed(self, pod: Obj) -> None:
-        for key in sp.services_for_pod(self.services, pod):
-            self._add(key)
-
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
-        for key in sp.services_on_pod_change(self.services, old, new):
-            self._add(key)
 
     def _slice_changed(self, s: Obj) -> None:
         for key in _owned(self.managed_by)(s):

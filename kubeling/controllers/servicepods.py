@@ -21,6 +21,7 @@ from typing import Any
 from kubeling.api.selectors import selector_from_map
 from kubeling.client.informer import Informer, key_of
 from kubeling.client.interface import Obj
+from kubeling.controllers.base import Controller, ControllerContext
 from kubeling.utils.clock import Clock
 
 SELECTOR_INDEX = "service-selector"
@@ -204,3 +205,37 @@ class TriggerTimes:
 
     def forget(self, key: str) -> None:
         self._pending.pop(key, None)
+
+
+class ServicePodsController(Controller):
+    """Base of the controllers that keep an object per Service from the pods it selects
+    (Endpoints, EndpointSlices): a Service's own changes, and the changes of the pods it
+    selects (found through the selector index), enqueue the Service, noting when for the
+    ``endpoints.kubernetes.io/last-change-trigger-time`` annotation."""
+
+    def __init__(self, ctx: ControllerContext) -> None:
+        super().__init__(ctx)
+        self.services = ctx.informers.informer(("", "services"))
+        self.pods = ctx.informers.informer(("", "pods"))
+        index_services(self.services)
+        self.triggers = TriggerTimes(ctx.clock)
+        self.services.add_handlers(add=self._service_changed,
+                                   update=lambda _o, n: self._service_changed(n),
+                                   delete=self._service_changed)
+        self.pods.add_handlers(add=self._pod_changed, update=self._pod_updated,
+                               delete=self._pod_changed)
+
+    def _add(self, key: str) -> None:
+        self.triggers.note(key)
+        self.queue.add(key)
+
+    def _service_changed(self, svc: Obj) -> None:
+        self._add(key_of(svc))
+
+    def _pod_changed(self, pod: Obj) -> None:
+        for key in services_for_pod(self.services, pod):
+            self._add(key)
+
+    def _pod_updated(self, old: Obj, new: Obj) -> None:
+        for key in services_on_pod_change(self.services, old, new):
+            self._add(key)
