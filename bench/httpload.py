@@ -56,7 +56,9 @@ async def load(url: str, seconds: float, concurrency: int) -> dict[str, float]:
     took = time.monotonic() - start
     return {"requests": len(latencies), "failures": failures,
             "rate": len(latencies) / took, "p50_ms": quantile(latencies, 0.5),
-            "p99_ms": quantile(latencies, 0.99)}
+            "p99_ms": quantile(latencies, 0.99), "max_ms": quantile(latencies, 1.0),
+            # connections that waited for a retransmitted SYN (the first retry is at 1 s)
+            "over_900ms": sum(1 for x in latencies if x > 0.9)}
 
 
 def main() -> int:
