@@ -242,6 +242,9 @@ def test_rules_survive_a_restart_and_go_with_their_service(svc: Cluster) -> None
     assert host_get(f"http://{ip}/") in names
     svc.start(*START_FLAGS)
     wait_for("the node Ready again", lambda: node_ready(svc), timeout=60)
+    # the adopted pods are probed again before they count as ready (a blip, as with a kubelet)
+    wait_for("3 ready endpoints of web again", lambda: len(ready_ips(svc, "web")) == 3,
+             timeout=60)
     assert set(ask(svc, f"http://{ip}/", 20)) <= names
     assert ip in nft_ruleset()
     svc.kubectl("delete", "svc", "web")
