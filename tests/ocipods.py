@@ -3,10 +3,31 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
-from tests.cluster import AGENT_NODE, Cluster, wait_for
+import pytest
+
+from tests.cluster import AGENT_NODE, Cluster, require, wait_for
+from tests.imagebuild import build_image
 
 IMAGE = "busybox:1.36"  # built by tests/imagebuild.py and imported through the airgap dir
+
+
+def oci_data_dir(factory: pytest.TempPathFactory, name: str, *tools: str) -> Path:
+    """A data dir for a server running OCI pods, with the busybox test image in its airgap
+    folder (imported on start); skips without root or ``tools`` (fails under CI=true)."""
+    for tool in ("runc", "busybox", "iptables", *tools):
+        require(tool)
+    if os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("the OCI runtime tests need root in CI")
+        pytest.skip("the OCI runtime needs root")
+    data = factory.mktemp(name)
+    imports = data / "agent" / "images-import"
+    imports.mkdir(parents=True)
+    build_image(imports / "busybox.tar", name=IMAGE)
+    return data
 
 
 def node_ready(c: Cluster) -> bool:

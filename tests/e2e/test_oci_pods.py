@@ -18,7 +18,7 @@ import pytest
 
 from tests.cluster import AGENT_NODE, REPO, Cluster, free_port, require, wait_for
 from tests.imagebuild import build_image
-from tests.ocipods import IMAGE, apply, ctr, exec_, node_ready, pod, pod_json, running
+from tests.ocipods import apply, ctr, exec_, node_ready, oci_data_dir, pod, pod_json, running
 from tests.ocitools import leftovers, sweep
 
 pytestmark = pytest.mark.root
@@ -33,16 +33,7 @@ def kubeling(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def oci(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    for tool in ("runc", "busybox", "iptables"):
-        require(tool)
-    if os.geteuid() != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("the OCI runtime tests need root in CI")
-        pytest.skip("the OCI runtime needs root")
-    data = tmp_path_factory.mktemp("kubeling-oci")
-    imports = data / "agent" / "images-import"
-    imports.mkdir(parents=True)
-    build_image(imports / "busybox.tar", name=IMAGE)  # airgap: imported at start
+    data = oci_data_dir(tmp_path_factory, "kubeling-oci")
     c = Cluster(data, free_port(), agent=True, runtime="oci")
     c.start("--cgroup-parent", CGROUP_PARENT)
     try:

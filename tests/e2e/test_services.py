@@ -20,10 +20,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.cluster import Cluster, free_port, require, wait_for
+from tests.cluster import Cluster, free_port, wait_for
 from tests.dnsupstream import Upstream
-from tests.imagebuild import build_image
-from tests.ocipods import IMAGE, apply, ctr, exec_, node_ready, pod, running
+from tests.ocipods import apply, ctr, exec_, node_ready, oci_data_dir, pod, running
 from tests.ocitools import sweep
 
 pytestmark = pytest.mark.root
@@ -60,16 +59,7 @@ def host_get(url: str, timeout: float = 2.0) -> str:
 
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    for tool in ("runc", "busybox", "iptables", "nft"):
-        require(tool)
-    if os.geteuid() != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("the Service tests need root in CI")
-        pytest.skip("the Service tests need root")
-    data = tmp_path_factory.mktemp("kubeling-svc")
-    imports = data / "agent" / "images-import"
-    imports.mkdir(parents=True)
-    build_image(imports / "busybox.tar", name=IMAGE)
+    data = oci_data_dir(tmp_path_factory, "kubeling-svc", "nft")
     with Upstream(OUTSIDE) as upstream:
         c = Cluster(data, free_port(), agent=True, runtime="oci", proxy=True)
         extra = ("--cgroup-parent", CGROUP_PARENT, "--cluster-dns-port", "0",

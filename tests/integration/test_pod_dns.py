@@ -20,9 +20,8 @@ import pytest
 
 from kubeling.kubelet.dnsconfig import parse_resolv_conf
 from kubeling.kubelet.sync import PodSyncer
-from tests.cluster import Cluster, free_port, require, wait_for
-from tests.imagebuild import build_image
-from tests.ocipods import IMAGE, apply, ctr, exec_, node_ready, pod, running
+from tests.cluster import Cluster, free_port, wait_for
+from tests.ocipods import apply, ctr, exec_, node_ready, oci_data_dir, pod, running
 from tests.ocitools import sweep
 
 pytestmark = pytest.mark.root
@@ -39,16 +38,7 @@ KUBE_DNS = {"apiVersion": "v1", "kind": "Service",
 
 @pytest.fixture(scope="module")
 def oci(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    for tool in ("runc", "busybox", "iptables"):
-        require(tool)
-    if os.geteuid() != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("the OCI runtime tests need root in CI")
-        pytest.skip("the OCI runtime needs root")
-    data = tmp_path_factory.mktemp("kubeling-poddns")
-    imports = data / "agent" / "images-import"
-    imports.mkdir(parents=True)
-    build_image(imports / "busybox.tar", name=IMAGE)
+    data = oci_data_dir(tmp_path_factory, "kubeling-poddns")
     c = Cluster(data, free_port(), agent=True, runtime="oci")
     flags = () if DISCOVERS else ("--cluster-dns", CLUSTER_DNS)
     c.start("--cgroup-parent", CGROUP_PARENT, "--disable-dns", *flags)
