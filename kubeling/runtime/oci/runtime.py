@@ -21,10 +21,10 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from kubeling.runtime import RuntimeOptions, shims
+from kubeling.runtime import RuntimeOptions, netnsconnect, shims
 from kubeling.runtime.images import Image, ImageStore
 from kubeling.runtime.network import PodNetwork
-from kubeling.runtime.oci import bundle, execs, netnsconnect, rootfs, users
+from kubeling.runtime.oci import bundle, execs, rootfs, users
 from kubeling.runtime.oci import sandbox as podfiles
 from kubeling.runtime.oci.cgroups import Cgroups
 from kubeling.runtime.oci.records import (
@@ -301,10 +301,7 @@ class OciRuntime(SandboxOps):
         box = self._sandbox(sandbox_id)
         if box.state != SandboxState.READY.value:
             raise RuntimeFailure("PortForwardError", f"pod sandbox {sandbox_id} is not ready")
-        try:
-            return await netnsconnect.open_connection(port, box.netns or None)
-        except netnsconnect.ForwardError as exc:
-            raise RuntimeFailure("PortForwardError", str(exc)) from None
+        return await netnsconnect.open_connection(port, box.netns or None)
 
     # ----- stats -------------------------------------------------------------------
     async def container_stats(self, container_id: str) -> ContainerStats | None:

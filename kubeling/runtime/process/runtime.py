@@ -39,8 +39,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from kubeling.runtime import RuntimeOptions, shims
-from kubeling.runtime.oci import netnsconnect
+from kubeling.runtime import RuntimeOptions, netnsconnect, shims
 from kubeling.runtime.process import tree
 from kubeling.runtime.process.images import ImageStore, image_id
 from kubeling.runtime.process.records import ContainerRecord, SandboxRecord, write_json
@@ -317,10 +316,7 @@ class ProcessRuntime:
                            port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """Pods share the host's network here: the port is on the host's localhost."""
         self._sandbox(sandbox_id)
-        try:
-            return await netnsconnect.open_connection(port, None)
-        except netnsconnect.ForwardError as exc:
-            raise RuntimeFailure("PortForwardError", str(exc)) from None
+        return await netnsconnect.open_connection(port, None)
 
     # ----- stats -------------------------------------------------------------------
     async def container_stats(self, container_id: str) -> ContainerStats | None:

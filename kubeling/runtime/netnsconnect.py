@@ -1,4 +1,5 @@
-"""Connecting to localhost inside a pod's network namespace (CRI PortForward).
+"""Connecting to localhost inside a pod's network namespace (CRI PortForward), for both
+runtimes (the process runtime's pods share the host's namespace: ``netns`` None).
 
 ``kubectl port-forward`` reaches a port on the pod's own loopback, so a server
 bound to 127.0.0.1 in the pod answers too: the connection must be made from
@@ -18,6 +19,8 @@ import errno
 import os
 import socket
 import threading
+
+from kubeling.runtime.protocol import RuntimeFailure
 
 CLONE_NEWNET = 0x40000000
 CONNECT_TIMEOUT = 10.0
@@ -100,12 +103,17 @@ def connect_sync(port: int, netns: str | None) -> socket.socket:
 
 async def open_connection(port: int, netns: str | None,
                           ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """asyncio streams over a connection made by ``connect_sync``."""
+    """asyncio streams over a connection made by ``connect_sync``; RuntimeFailure
+    (reason PortForwardError, the kubelet's wording) when it cannot be made."""
     if not 0 < port < 65536:
-        raise ForwardError(f"invalid port {port}")
-    sock = await asyncio.to_thread(connect_sync, port, netns)
+        raise RuntimeFailure("PortForwardError", f"invalid port {port}")
+    try:
+        sock = await asyncio.to_thread(connect_sync, port, netns)
+    except ForwardError as exc:
+        raise RuntimeFailure("PortForwardError", str(exc)) from None
     try:
         return await asyncio.open_connection(sock=sock)
     except OSError as exc:
         sock.close()
-        raise ForwardError(f"{errno.errorcode.get(exc.errno or 0, '')} {exc}") from exc
+        raise RuntimeFailure("PortForwardError",
+                             f"{errno.errorcode.get(exc.errno or 0, '')} {exc}") from exc
